@@ -1,0 +1,26 @@
+"""The provider core: the llm/v1 protocol, providers, registry, tasks and the engine.
+
+Plain asyncio; no IPython or notebook imports here.
+"""
+
+from .engine import ExecutionEngine, Task, TaskResult, TaskStatus
+from .errors import (
+    ImageError,
+    InvalidParamsError,
+    LLMError,
+    ModelNotFoundError,
+    ProviderResponseError,
+    ProviderTimeoutError,
+    ProviderUnavailableError,
+    StreamError,
+)
+from .protocol import LLM_PROTOCOL_V1, validate_params
+from .provider import ProtocolProvider
+from .registry import ProtocolProviderRegistry, RegistryError
+
+__all__ = [
+    "LLM_PROTOCOL_V1", "validate_params", "ProtocolProvider", "ProtocolProviderRegistry",
+    "RegistryError", "Task", "TaskStatus", "TaskResult", "ExecutionEngine", "LLMError",
+    "InvalidParamsError", "ImageError", "ProviderUnavailableError", "ModelNotFoundError",
+    "ProviderTimeoutError", "ProviderResponseError", "StreamError",
+]

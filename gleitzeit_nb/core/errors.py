@@ -1,0 +1,108 @@
+"""One error hierarchy for every layer: what failed, where, and how to fix it.
+
+The same classes are raised on the streaming and non-streaming paths. ``LLMError`` derives from
+``RuntimeError`` so code written against the design guide (``except RuntimeError``) keeps working;
+parameter and image errors are also ``ValueError``s.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Sequence
+
+
+class LLMError(RuntimeError):
+    """Base class of every gleitzeit_nb error.
+
+    ``retryable`` says whether repeating the same request may succeed (connection refused, 503…).
+    """
+
+    retryable: bool = False
+
+    def __init__(self, message: str, *, url: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.url = url
+
+
+class InvalidParamsError(LLMError, ValueError):
+    """A request's parameters do not match the protocol; raised before any network call."""
+
+    def __init__(self, message: str, *, param: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param
+
+
+class ImageError(LLMError, ValueError):
+    """An image input cannot be read or is not an image; raised before any network call."""
+
+    def __init__(self, message: str, *, source: str | None = None) -> None:
+        super().__init__(message)
+        self.source = source
+
+
+class ProviderUnavailableError(LLMError):
+    """The server could not be reached (refused, reset, DNS, proxy)."""
+
+    retryable = True
+
+
+class ModelNotFoundError(LLMError):
+    """The server answered that the model is not installed."""
+
+    def __init__(
+        self, model: str, *, url: str | None = None, installed: Sequence[str] = ()
+    ) -> None:
+        self.model = model
+        self.installed = closest_first(model, installed)
+        hint = f"Install it with `ollama pull {model}`"
+        if self.installed:
+            shown = ", ".join(self.installed[:8]) + (" …" if len(self.installed) > 8 else "")
+            hint += f", or pick an installed model: {shown}"
+        else:
+            hint += " (no models are installed on this server yet)"
+        where = f" on {url}" if url else ""
+        super().__init__(f"Model '{model}' is not available{where}. {hint}.", url=url)
+
+
+class ProviderTimeoutError(LLMError):
+    """A timeout phase ran out: ``phase`` is 'connect', 'first_byte', 'chunk' or 'write'."""
+
+    def __init__(self, message: str, *, phase: str, url: str | None = None,
+                 partial: str = "") -> None:
+        super().__init__(message, url=url)
+        self.phase = phase
+        self.partial = partial
+
+
+class ProviderResponseError(LLMError):
+    """The server answered with an HTTP error status; carries the server's own error text."""
+
+    def __init__(self, message: str, *, status_code: int, server_error: str = "",
+                 url: str | None = None) -> None:
+        super().__init__(message, url=url)
+        self.status_code = status_code
+        self.server_error = server_error
+        self.retryable = status_code in RETRYABLE_STATUS
+
+
+class StreamError(LLMError):
+    """A response stream broke after it started; ``partial`` holds the text received so far."""
+
+    def __init__(self, message: str, *, partial: str = "", partial_thinking: str = "",
+                 url: str | None = None) -> None:
+        super().__init__(message, url=url)
+        self.partial = partial
+        self.partial_thinking = partial_thinking
+
+
+RETRYABLE_STATUS = frozenset({429, 502, 503, 504})
+
+
+def closest_first(name: str, candidates: Iterable[str]) -> list[str]:
+    """Order ``candidates`` by similarity to ``name`` (best match first)."""
+    base = name.split(":")[0].lower()
+    return sorted(
+        candidates,
+        key=lambda c: -difflib.SequenceMatcher(None, base, c.split(":")[0].lower()).ratio(),
+    )

@@ -1,0 +1,68 @@
+"""Where the Ollama server is: ``OLLAMA_HOST`` parsed as Ollama's own tools do, proxy rules."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import urllib.parse
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 11434
+PROXY_VARS = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
+
+
+def parse_host(value: str | None) -> str:
+    """Normalise an ``OLLAMA_HOST``-style value to ``scheme://host:port[/path]``.
+
+    >>> parse_host(None)
+    'http://127.0.0.1:11434'
+    >>> parse_host(':56789')
+    'http://127.0.0.1:56789'
+    >>> parse_host('example.com/path/')
+    'http://example.com:11434/path'
+    >>> parse_host('https://[::1]')
+    'https://[::1]:443'
+    >>> parse_host('0.0.0.0')
+    'http://127.0.0.1:11434'
+    """
+    value = (value or "").strip()
+    scheme, sep, rest = value.partition("://")
+    if not sep:
+        scheme, rest = "http", value
+    scheme = scheme.lower()
+    default_port = {"http": 80, "https": 443}.get(scheme, DEFAULT_PORT) if sep else DEFAULT_PORT
+
+    split = urllib.parse.urlsplit(f"{scheme}://{rest}")
+    host = split.hostname or DEFAULT_HOST
+    try:
+        port = split.port or default_port
+    except ValueError:  # a port that is not a number or out of range
+        raise ValueError(f"OLLAMA_HOST={value!r} has an invalid port; use e.g. 127.0.0.1:11434.") from None
+    # The server listens on 0.0.0.0 / :: when told to; a client reaches it through loopback.
+    if host in ("0.0.0.0", "::"):
+        host = DEFAULT_HOST if host == "0.0.0.0" else "::1"
+    if ":" in host:
+        host = f"[{host}]"
+    path = split.path.rstrip("/")
+    return f"{scheme}://{host}:{port}{path}"
+
+
+def host_from_env() -> str:
+    """The server URL from ``OLLAMA_HOST`` (default ``http://127.0.0.1:11434``)."""
+    return parse_host(os.environ.get("OLLAMA_HOST"))
+
+
+def is_loopback(url: str) -> bool:
+    """True for localhost, 127.0.0.0/8 and ::1: never sent through a proxy."""
+    host = urllib.parse.urlsplit(url).hostname or ""
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def proxy_in_env() -> str | None:
+    """Name of the first proxy variable set in the environment, if any."""
+    return next((v for v in PROXY_VARS if os.environ.get(v)), None)

@@ -1,0 +1,178 @@
+"""A streamed chat reply: NDJSON lines in, ``StreamChunk``s out, errors mapped, response closed."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from ...core.errors import ProviderTimeoutError, StreamError
+from .transport import OllamaTransport
+
+logger = logging.getLogger("gleitzeit_nb.providers.ollama")
+
+STAT_KEYS = ("done_reason", "total_duration", "load_duration", "prompt_eval_count",
+             "prompt_eval_duration", "eval_count", "eval_duration")
+
+
+@dataclass(slots=True)
+class StreamChunk:
+    """One piece of a reply: text and thinking deltas; the last has ``done`` and ``stats``."""
+
+    content: str = ""
+    thinking: str = ""
+    done: bool = False
+    stats: dict[str, Any] | None = None
+
+
+class ChatStream:
+    """Async iterator over a reply's chunks.
+
+    ``await provider.stream_request(…)`` connects first, so connection, HTTP and model errors
+    raise at the call site; ``async for`` without ``await`` connects on the first step. Leaving
+    the loop early, ``aclose()``, ``async with`` or cancelling the task closes the HTTP response,
+    which makes Ollama stop generating. ``text`` and ``thinking`` hold what arrived so far.
+    """
+
+    def __init__(self, transport: OllamaTransport, body: dict[str, Any], *, model: str) -> None:
+        self._transport = transport
+        self._body = body
+        self.model = model
+        self._response: httpx.Response | None = None
+        self._gen: AsyncIterator[StreamChunk] | None = None
+        self._parts: list[str] = []
+        self._thinking_parts: list[str] = []
+        self.chunks = 0
+        self.done = False
+        self.stats: dict[str, Any] = {}
+        self.started_at = time.perf_counter()
+        self.first_chunk_at: float | None = None
+
+    # -- public --------------------------------------------------------------------------------
+    @property
+    def text(self) -> str:
+        return "".join(self._parts)
+
+    @property
+    def thinking(self) -> str:
+        return "".join(self._thinking_parts)
+
+    async def start(self) -> "ChatStream":
+        """Send the request and wait for the response to begin (idempotent)."""
+        if self._response is None:
+            self._response = await self._transport.open("POST", "/api/chat", self._body,
+                                                        model=self.model)
+        return self
+
+    def __await__(self):
+        return self.start().__await__()
+
+    def __aiter__(self) -> "ChatStream":
+        return self
+
+    async def __anext__(self) -> StreamChunk:
+        if self._gen is None:
+            self._gen = self._chunks()
+        return await self._gen.__anext__()
+
+    async def aclose(self) -> None:
+        """Stop reading and close the connection; the text so far stays in ``text``."""
+        if self._gen is not None:
+            await self._gen.aclose()  # type: ignore[attr-defined]
+        if self._response is not None:
+            await self._response.aclose()
+
+    async def __aenter__(self) -> "ChatStream":
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def collect(self) -> "ChatStream":
+        """Read the stream to its end."""
+        async for _ in self:
+            pass
+        return self
+
+    def __del__(self) -> None:
+        # Connected but never iterated nor closed: close in the background rather than leak.
+        response = self._response
+        if response is not None and self._gen is None and not response.is_closed:
+            try:
+                asyncio.get_running_loop().create_task(response.aclose())
+            except RuntimeError:
+                pass
+
+    # -- reading -------------------------------------------------------------------------------
+    async def _chunks(self) -> AsyncIterator[StreamChunk]:
+        response = (await self.start())._response
+        assert response is not None
+        parts, thinking_parts = self._parts, self._thinking_parts
+        loads = json.loads
+        pending = b""
+        try:
+            async for data in response.aiter_bytes():
+                if pending:
+                    data = pending + data
+                lines = data.split(b"\n")
+                pending = lines.pop()
+                for line in lines:
+                    if not line.strip():
+                        continue
+                    try:
+                        obj = loads(line)
+                    except ValueError:
+                        obj = None
+                    if type(obj) is not dict:
+                        raise self._error(f"sent a malformed line: {line[:80]!r}")
+                    if "error" in obj:
+                        raise self._error(f"reported an error mid-stream: {obj['error']}")
+                    message = obj.get("message") or {}
+                    content = message.get("content") or ""
+                    thinking = message.get("thinking") or ""
+                    if content:
+                        parts.append(content)
+                    if thinking:
+                        thinking_parts.append(thinking)
+                    self.chunks += 1
+                    if self.first_chunk_at is None:
+                        self.first_chunk_at = time.perf_counter()
+                    if obj.get("done"):
+                        self.done = True
+                        self.stats = {k: obj.get(k) for k in STAT_KEYS}
+                        self.stats["model"] = obj.get("model", self.model)
+                        self._log_end()
+                        yield StreamChunk(content, thinking, True, self.stats)
+                        return
+                    yield StreamChunk(content, thinking)
+            if pending.strip():
+                raise self._error(f"sent an incomplete last line: {pending[:80]!r}")
+            raise self._error("closed the stream before the reply was complete")
+        except httpx.ReadTimeout:
+            raise ProviderTimeoutError(
+                self._transport._timeout_error("chunk", "/api/chat", chunks=self.chunks).message,
+                phase="chunk", url=self._transport.base_url, partial=self.text) from None
+        except httpx.TransportError as exc:
+            raise self._error(f"dropped the connection ({type(exc).__name__})") from None
+        finally:
+            await response.aclose()
+
+    def _error(self, what: str) -> StreamError:
+        got = f"{len(self.text)} characters" if self._parts else "no text"
+        return StreamError(
+            f"Ollama at {self._transport.base_url} {what} after {self.chunks} chunks of a reply "
+            f"from '{self.model}' ({got} kept in .partial). Retry the request; if it keeps "
+            "failing, the server log (`ollama serve`) says why.",
+            partial=self.text, partial_thinking=self.thinking, url=self._transport.base_url)
+
+    def _log_end(self) -> None:
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("chat %s done: %s tokens in %.3fs (%s)", self.model,
+                         self.stats.get("eval_count"), time.perf_counter() - self.started_at,
+                         self.stats.get("done_reason"))
