@@ -1,0 +1,130 @@
+"""Terminal demo: stream a chat, a vision answer and an embedding from Ollama or the simulator.
+
+    python -m gleitzeit_nb.demo [--simulator] [--host URL]
+
+Without ``--simulator`` it uses the Ollama server at ``OLLAMA_HOST`` when one answers, and
+starts the bundled simulator otherwise, so it runs on any machine without a GPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import sys
+import time
+from typing import Any
+
+from .core.errors import LLMError
+from .providers import OllamaProvider
+
+
+def _pick(infos: list[Any], capability: str, preferred: tuple[str, ...] = ()) -> str | None:
+    names = [i.name for i in infos if capability in i.capabilities]
+    for p in preferred:
+        if p in names:
+            return p
+    return names[0] if names else None
+
+
+def _demo_image() -> bytes:
+    """A small chart-like picture drawn with Pillow (no files needed)."""
+    from PIL import Image, ImageDraw
+
+    img = Image.new("RGB", (320, 200), "white")
+    draw = ImageDraw.Draw(img)
+    for i, h in enumerate((60, 120, 90, 160)):
+        draw.rectangle((30 + i * 70, 190 - h, 80 + i * 70, 190), fill=(40, 90 + i * 40, 200))
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+async def _stream(provider: OllamaProvider, method: str, params: dict[str, Any]) -> None:
+    out = sys.stdout
+    stream = await provider.stream_request(method, params)
+    async for chunk in stream:
+        out.write(chunk.content)
+        out.flush()
+    stats = stream.stats
+    secs = (stats.get("eval_duration") or 0) / 1e9
+    rate = f", {stats['eval_count'] / secs:.0f} tok/s" if secs and stats.get("eval_count") else ""
+    out.write(f"\n  [{stats.get('eval_count')} tokens{rate}, {stats.get('done_reason')}]\n\n")
+
+
+async def run(host: str | None) -> int:
+    async with OllamaProvider(base_url=host, timeout=300) as provider:
+        infos = await provider.models_info()
+        chat_model = _pick(infos, "completion", ("llama3.2:latest",))
+        vision_model = _pick(infos, "vision", ("llava:latest", "gemma3:latest"))
+        embed_model = _pick(infos, "embedding", ("nomic-embed-text:latest",))
+        print(f"Server: {provider.base_url} — {len(infos)} models installed\n")
+
+        if chat_model:
+            print(f"## Chat with {chat_model}")
+            await _stream(provider, "chat", {
+                "model": chat_model, "temperature": 0.2, "seed": 7, "max_tokens": 120,
+                "messages": [{"role": "user",
+                              "content": "In two sentences: why do notebooks suit data exploration?"}]})
+        else:
+            print("No chat model installed: try `ollama pull llama3.2`.\n")
+
+        if vision_model:
+            print(f"## Vision with {vision_model} (a bar chart drawn with Pillow)")
+            await _stream(provider, "vision", {
+                "model": vision_model, "images": [_demo_image()], "max_tokens": 120,
+                "messages": [{"role": "user", "content": "Describe this chart briefly."}]})
+        else:
+            print("No vision model installed: try `ollama pull llava`.\n")
+
+        if embed_model:
+            print(f"## Embedding with {embed_model}")
+            result = await provider.handle_request("embed", {
+                "model": embed_model, "input": ["notebooks", "local models"]})
+            vectors = result["embeddings"]
+            head = ", ".join(f"{x:+.3f}" for x in vectors[0][:4])
+            print(f"  {len(vectors)} vectors of {len(vectors[0])} dimensions; first: [{head}, …]\n")
+        else:
+            print("No embedding model installed: try `ollama pull nomic-embed-text`.\n")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m gleitzeit_nb.demo", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--simulator", action="store_true",
+                        help="use the bundled simulator even if Ollama is running")
+    parser.add_argument("--host", help="Ollama URL (default: OLLAMA_HOST or 127.0.0.1:11434)")
+    args = parser.parse_args(argv)
+
+    sim = None
+    host = args.host
+    if args.simulator or not asyncio.run(_answers(host)):
+        from .testing import OllamaSimulator
+
+        sim = OllamaSimulator(token_delay=0.01).start()
+        host = sim.url
+        reason = "as asked" if args.simulator else "no Ollama server answered"
+        print(f"Using the bundled Ollama simulator at {sim.url} ({reason}).")
+    started = time.perf_counter()
+    try:
+        return asyncio.run(run(host))
+    except LLMError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        if sim is not None:
+            sim.stop()
+        print(f"Done in {time.perf_counter() - started:.1f} s.")
+
+
+async def _answers(host: str | None) -> bool:
+    provider = OllamaProvider(base_url=host, connect_timeout=1.0, timeout=3.0, max_retries=0)
+    try:
+        return (await provider.health_check())["healthy"]
+    finally:
+        await provider.shutdown()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

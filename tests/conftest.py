@@ -1,0 +1,41 @@
+"""Shared fixtures: a simulator on loopback per test, and a provider pointed at it."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from gleitzeit_nb.providers import OllamaProvider
+from gleitzeit_nb.testing import OllamaSimulator
+
+
+@pytest.fixture
+def sim():
+    with OllamaSimulator() as s:
+        yield s
+
+
+@pytest.fixture
+async def provider(sim):
+    p = OllamaProvider(base_url=sim.url, timeout=5, chunk_timeout=2, retry_backoff=0.01)
+    async with p:
+        yield p
+
+
+@pytest.fixture
+def dead_url() -> str:
+    """A loopback URL where nothing listens (connections are refused)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return f"http://127.0.0.1:{port}"
+
+
+def chat_params(text: str = "Hello!", model: str = "llama3.2:latest", **kw):
+    return {"model": model, "messages": [{"role": "user", "content": text}], **kw}
+
+
+def generation_requests(sim) -> list:
+    return [r for r in sim.requests if r.path == "/api/chat"]

@@ -1,0 +1,28 @@
+"""The README's Python example runs as written (against the simulator it starts itself)."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def test_readme_python_example_runs(tmp_path):
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), re.S)
+    assert blocks, "README has no python example"
+    script = tmp_path / "example.py"
+    script.write_text(blocks[0], encoding="utf-8")
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "ollama pull llama9:70b" in proc.stdout
+    assert "2 vectors" in proc.stdout and "tokens, stop" in proc.stdout
+
+
+def test_quick_start_has_exactly_two_commands():
+    text = README.read_text(encoding="utf-8")
+    section = text.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    commands = re.findall(r"```bash\n(.*?)```", section, re.S)[0].strip().splitlines()
+    assert [c.split("#")[0].strip() for c in commands] == ["./run demo", "./run test"]
+    ci = (README.parent / ".ci" / "run").read_text()
+    assert "./run test" in ci
