@@ -23,7 +23,7 @@ from gleitzeit_nb.providers import OllamaProvider
 
 
 def start_simulator() -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen([sys.executable, "-m", "gleitzeit_nb.testing", "--port", "0"],
+    proc = subprocess.Popen([sys.executable, "-m", "gleitzeit_nb.testing", "--port", "0", "--token-delay", "0"],
                             stdout=subprocess.PIPE, text=True)
     line = proc.stdout.readline().strip()
     return proc, line.rsplit(" ", 1)[-1]

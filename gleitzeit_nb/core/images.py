@@ -3,6 +3,9 @@
 Accepted: a path (str or ``os.PathLike``), ``bytes``, a base64 string, a ``data:`` URL, or a PIL
 image. Anything that Pillow cannot identify as an image raises ``ImageError`` naming the source,
 before any request is sent.
+
+``prepare_image`` / ``PreparedImage`` (resize, orientation and re-encoding before upload) live in
+``image_prep`` and are re-exported here.
 """
 
 from __future__ import annotations
@@ -11,11 +14,16 @@ import base64
 import binascii
 import io
 import os
+import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import ImageError
 
+if TYPE_CHECKING:
+    from .image_prep import PreparedImage, prepare_image
+
+_B64_CHARS = re.compile(r"[A-Za-z0-9+/]+={0,2}")
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".heic")
 
 
@@ -23,7 +31,11 @@ def describe(obj: Any) -> str:
     """A short name for an image input, for error messages."""
     if isinstance(obj, (str, os.PathLike)):
         text = os.fspath(obj)
-        return f"'{text[:60]}…'" if len(text) > 60 else f"'{text}'"
+        if len(text) <= 80:
+            return f"'{text}'"
+        if isinstance(obj, os.PathLike) or (len(text) < 4096 and os.path.exists(text)):
+            return f"'…{text[-60:]}'"  # keep the file name
+        return f"'{text[:40]}…' ({len(text)} characters)"
     return f"a {type(obj).__name__} object"
 
 
@@ -94,8 +106,11 @@ def _bytes_from_string(text: str) -> bytes:
             raise ImageError("A data: URL image must look like 'data:image/png;base64,…'.",
                              source=describe(text))
         return _b64decode(payload, describe(text))
-    if os.path.exists(text):
+    if len(text) < 4096 and os.path.exists(text):
         return _read_file(Path(text))
+    compact = "".join(text.split())
+    if len(compact) >= 64 and len(compact) % 4 == 0 and _B64_CHARS.fullmatch(compact):
+        return _b64decode(compact, describe(text))
     if text.lower().endswith(_IMAGE_SUFFIXES) or os.sep in text or len(text) < 64:
         raise ImageError(f"Image file not found: '{text}' (cwd is {os.getcwd()}).", source=text)
     return _b64decode(text, describe(text))
@@ -112,3 +127,12 @@ def _b64decode(text: str, source: str) -> bytes:
 def _is_pil_image(obj: Any) -> bool:
     cls = type(obj)
     return any(c.__module__.startswith("PIL.") and c.__name__ == "Image" for c in cls.__mro__)
+
+
+def __getattr__(name: str) -> Any:
+    # image_prep imports this module, so its names are re-exported lazily (PEP 562)
+    if name in ("PreparedImage", "prepare_image"):
+        from . import image_prep
+
+        return getattr(image_prep, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

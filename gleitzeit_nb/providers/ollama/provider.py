@@ -74,7 +74,7 @@ class OllamaProvider(ProtocolProvider):
 
     async def health_check(self) -> dict[str, Any]:
         try:
-            data = await self._transport.request_json("GET", "/api/version")
+            data = await self._transport.request_json("GET", "/api/version", retry=False)
         except LLMError as exc:
             return {"healthy": False, "url": self.base_url, "error": str(exc)}
         return {"healthy": True, "url": self.base_url, "version": data.get("version")}

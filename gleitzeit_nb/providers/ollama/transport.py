@@ -8,6 +8,7 @@ response to start, which includes model load (Ollama sends no headers before the
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import logging
 import random
@@ -100,9 +101,9 @@ class OllamaTransport:
 
     # -- requests ------------------------------------------------------------------------------
     async def request_json(self, method: str, path: str, body: dict[str, Any] | None = None,
-                           *, model: str | None = None) -> dict[str, Any]:
+                           *, model: str | None = None, retry: bool = True) -> dict[str, Any]:
         """A non-streaming request; returns the decoded JSON object."""
-        response = await self.open(method, path, body, model=model)
+        response = await self.open(method, path, body, model=model, retry=retry)
         try:
             data = await response.aread()
         except httpx.TimeoutException as exc:
@@ -125,13 +126,14 @@ class OllamaTransport:
             ) from None
 
     async def open(self, method: str, path: str, body: dict[str, Any] | None = None,
-                   *, model: str | None = None) -> httpx.Response:
+                   *, model: str | None = None, retry: bool = True) -> httpx.Response:
         """Send a request and return the response once its headers arrived (status 2xx).
 
         Transient failures are retried with backoff; the body is left unread for the caller.
         """
         client = self.client()
         attempt = 0
+        retries = self.retry.retries if retry else 0
         while True:
             started = time.perf_counter()
             try:
@@ -146,17 +148,17 @@ class OllamaTransport:
                              time.perf_counter() - started)
                 return response
             except LLMError as exc:
-                if not exc.retryable or attempt >= self.retry.retries:
+                if not exc.retryable or attempt >= retries:
                     raise
                 error = exc
             except httpx.HTTPError as exc:
                 error = self._transport_error(exc, path)
-                if not error.retryable or attempt >= self.retry.retries:
+                if not error.retryable or attempt >= retries:
                     raise error from exc
             delay = self.retry.delay(attempt)
             attempt += 1
             logger.warning("%s %s failed (%s); retry %d/%d in %.2fs", method, path,
-                           error.message.split(". ")[0], attempt, self.retry.retries, delay)
+                           error.message.split(". ")[0], attempt, retries, delay)
             await asyncio.sleep(delay)
 
     # -- error mapping -------------------------------------------------------------------------
@@ -243,6 +245,14 @@ class OllamaTransport:
             return []
 
 
+_ERRNO_REASONS = {
+    errno.ECONNREFUSED: "connection refused",
+    errno.ECONNRESET: "connection reset",
+    errno.EHOSTUNREACH: "host unreachable",
+    errno.ENETUNREACH: "network unreachable",
+}
+
+
 def _server_error_text(raw: bytes) -> str:
     try:
         data = json.loads(raw)
@@ -255,6 +265,12 @@ def _server_error_text(raw: bytes) -> str:
 
 def _reason(exc: httpx.HTTPError) -> str:
     text = str(exc) or type(exc).__name__
+    # anyio reports "All connection attempts failed"; the OSError behind it says why.
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, OSError) and cause.errno in _ERRNO_REASONS:
+            return _ERRNO_REASONS[cause.errno]
+        cause = cause.__cause__ or cause.__context__
     low = text.lower()
     if "refused" in low:
         return "connection refused"

@@ -1,0 +1,28 @@
+"""An offline, deterministic Ollama-compatible server for tests, CI,
+benchmarks and machines without a GPU.
+
+    from gleitzeit_nb.testing import OllamaSimulator
+
+    with OllamaSimulator(token_delay=0.01) as sim:
+        client = ollama.Client(host=sim.url)
+        client.chat(model="llama3.2", messages=[{"role": "user", "content": "hi"}])
+
+Run standalone with ``python -m gleitzeit_nb.testing --port 11434``.
+"""
+
+from .faults import FAULT_KINDS, Fault
+from .models import DEFAULT_MODELS, ModelSpec
+from .records import Disconnect, RecordedRequest
+from .replies import DEFAULT_REPLY_TOKENS
+from .server import OllamaSimulator
+
+__all__ = [
+    "DEFAULT_MODELS",
+    "DEFAULT_REPLY_TOKENS",
+    "FAULT_KINDS",
+    "Disconnect",
+    "Fault",
+    "ModelSpec",
+    "OllamaSimulator",
+    "RecordedRequest",
+]

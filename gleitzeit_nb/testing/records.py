@@ -1,0 +1,28 @@
+"""What the simulator records: requests as they arrive and client disconnects."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One request as received; ``time`` is ``time.monotonic()`` at arrival."""
+
+    method: str
+    path: str
+    body: dict[str, Any] | None
+    time: float
+
+
+@dataclass(frozen=True)
+class Disconnect:
+    """The client closed the connection before the response was complete.
+
+    ``chunks_sent`` counts NDJSON lines already written; ``time`` is
+    ``time.monotonic()`` when the disconnect was noticed."""
+
+    path: str
+    time: float
+    chunks_sent: int
