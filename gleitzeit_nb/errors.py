@@ -1,14 +1,7 @@
 """The error hierarchy (defined in ``gleitzeit_nb.core.errors``), importable from the top."""
 
-from .core.errors import (  # noqa: F401
-    RETRYABLE_STATUS,
-    ImageError,
-    InvalidParamsError,
-    LLMError,
-    ModelNotFoundError,
-    ProviderResponseError,
-    ProviderTimeoutError,
-    ProviderUnavailableError,
-    StreamError,
-)
-from .core.registry import RegistryError  # noqa: F401
+from .core.errors import *  # noqa: F403
+from .core.errors import __all__ as _core_all
+from .core.registry import RegistryError
+
+__all__ = [*_core_all, "RegistryError"]

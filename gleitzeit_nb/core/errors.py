@@ -10,6 +10,10 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable, Sequence
 
+__all__ = ["LLMError", "InvalidParamsError", "ImageError", "ProviderUnavailableError",
+           "ModelNotFoundError", "ProviderTimeoutError", "ProviderResponseError", "StreamError",
+           "RETRYABLE_STATUS"]
+
 
 class LLMError(RuntimeError):
     """Base class of every gleitzeit_nb error.

@@ -25,6 +25,17 @@ def not_found_message(name: Any) -> str:
     return f'model "{name}" not found, try pulling it first'
 
 
+def find_model(h: SimHandler, body: dict[str, Any]) -> tuple[Any, Reply | None]:
+    """The requested model's spec, or the (status, error) reply for a missing/unknown one."""
+    name = body.get("model")
+    if not name:
+        return None, (400, {"error": "model is required"})
+    spec = h.sim.catalog.get(name)
+    if spec is None:
+        return None, (404, {"error": not_found_message(name)})
+    return spec, None
+
+
 def version(h: SimHandler, body: Any) -> Reply:
     return 200, {"version": OLLAMA_VERSION}
 
@@ -70,12 +81,10 @@ def _stats(prompt_tokens: int) -> dict[str, int]:
 
 
 def embed(h: SimHandler, body: dict[str, Any]) -> Reply:
-    name = body.get("model")
-    if not name:
-        return 400, {"error": "model is required"}
-    spec = h.sim.catalog.get(name)
-    if spec is None:
-        return 404, {"error": not_found_message(name)}
+    spec, error = find_model(h, body)
+    if error:
+        return error
+    name = body["model"]
     raw = body.get("input")
     if raw is None:
         texts: list[str] = []
@@ -105,12 +114,10 @@ def embed(h: SimHandler, body: dict[str, Any]) -> Reply:
 
 def embeddings(h: SimHandler, body: dict[str, Any]) -> Reply:
     """Legacy ``/api/embeddings`` (``prompt`` in, ``embedding`` out)."""
-    name = body.get("model")
-    if not name:
-        return 400, {"error": "model is required"}
-    spec = h.sim.catalog.get(name)
-    if spec is None:
-        return 404, {"error": not_found_message(name)}
+    spec, error = find_model(h, body)
+    if error:
+        return error
+    name = body["model"]
     prompt = body.get("prompt") or ""
     if not isinstance(prompt, str):
         return 400, {"error": "invalid prompt type"}
