@@ -1,22 +1,46 @@
 """gleitzeit_nb: a Jupyter notebook kit for local LLMs served by Ollama.
 
-The provider core lives in ``gleitzeit_nb.core``, the Ollama provider in
-``gleitzeit_nb.providers``, the offline simulator in ``gleitzeit_nb.testing``.
+In a notebook: ``%load_ext gleitzeit_nb``, then ``%%llm`` / ``%vision``. From Python:
+``gleitzeit_nb.chat(...)``. The provider core lives in ``gleitzeit_nb.core``, the Ollama
+provider in ``gleitzeit_nb.providers``, the offline simulator in ``gleitzeit_nb.testing``.
+Names below are imported on first use, so loading the extension stays fast.
 """
 
-from .core import (
-    LLM_PROTOCOL_V1,
-    ExecutionEngine,
-    ProtocolProvider,
-    ProtocolProviderRegistry,
-    Task,
-    TaskResult,
-    TaskStatus,
-)
-from .errors import LLMError
-from .providers import OllamaProvider
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["LLM_PROTOCOL_V1", "ExecutionEngine", "ProtocolProvider", "ProtocolProviderRegistry",
-           "Task", "TaskResult", "TaskStatus", "OllamaProvider", "LLMError", "__version__"]
+_LAZY = {
+    "LLM_PROTOCOL_V1": "gleitzeit_nb.core",
+    "ExecutionEngine": "gleitzeit_nb.core",
+    "ProtocolProvider": "gleitzeit_nb.core",
+    "ProtocolProviderRegistry": "gleitzeit_nb.core",
+    "Task": "gleitzeit_nb.core",
+    "TaskResult": "gleitzeit_nb.core",
+    "TaskStatus": "gleitzeit_nb.core",
+    "LLMError": "gleitzeit_nb.errors",
+    "OllamaProvider": "gleitzeit_nb.providers",
+    "chat": "gleitzeit_nb.notebook.chat",
+    "Reply": "gleitzeit_nb.notebook.replies",
+    "prepare_image": "gleitzeit_nb.core.image_prep",
+}
+
+__all__ = [*_LAZY, "load_ipython_extension", "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'gleitzeit_nb' has no attribute {name!r}")
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext gleitzeit_nb``: register the magics on this IPython shell."""
+    from .notebook.magics import register
+
+    register(ipython)

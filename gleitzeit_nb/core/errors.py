@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 
 __all__ = ["LLMError", "InvalidParamsError", "ImageError", "ProviderUnavailableError",
            "ModelNotFoundError", "ProviderTimeoutError", "ProviderResponseError", "StreamError",
-           "RETRYABLE_STATUS"]
+           "StructuredOutputError", "RETRYABLE_STATUS"]
 
 
 class LLMError(RuntimeError):
@@ -98,6 +98,15 @@ class StreamError(LLMError):
         super().__init__(message, url=url)
         self.partial = partial
         self.partial_thinking = partial_thinking
+
+
+class StructuredOutputError(LLMError):
+    """A reply asked for as JSON / a schema does not parse or validate; ``text`` is the reply."""
+
+    def __init__(self, message: str, *, text: str = "", truncated: bool = False) -> None:
+        super().__init__(message)
+        self.text = text
+        self.truncated = truncated
 
 
 RETRYABLE_STATUS = frozenset({429, 502, 503, 504})

@@ -1,0 +1,1 @@
+"""The notebook layer: async bridge, rendering, magics and widgets (IPython lives here only)."""

@@ -1,0 +1,132 @@
+"""One request from a notebook: sessions, model choice, streaming display, structured results.
+
+``ask`` is what ``%%llm``, ``%vision`` and ``gleitzeit_nb.chat`` share; it runs the coroutine on
+the kernel's loop through the bridge.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..core.errors import StreamError
+from ..core.image_prep import PreparedImage
+from . import bridge
+from .connection import CONNECTIONS, Connections, stream_reply
+from .display import ReplyDisplay
+from .replies import Reply
+from .structured import format_for, parse_reply
+
+_GENERATION_KEYS = ("system", "temperature", "max_tokens", "seed", "file_path", "think",
+                    "format", "keep_alive", "num_ctx", "top_k", "top_p", "stop")
+
+
+@dataclass
+class Request:
+    """Everything one reply depends on, gathered from magic options, config and keywords."""
+
+    prompt: str
+    model: str | None = None
+    host: str | None = None
+    timeout: float = 120.0
+    session: str | None = None
+    remember: bool = True
+    new: bool = False
+    images: list[PreparedImage] = field(default_factory=list)
+    json: bool = False
+    schema: Any = None
+    display: str | None = "auto"
+    show_stats: bool = True
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+def ask(req: Request, conn: Connections = CONNECTIONS) -> Reply:
+    """Run ``req`` to completion from synchronous code (a cell, a script)."""
+    return bridge.run(ask_async(req, conn))
+
+
+async def ask_async(req: Request, conn: Connections = CONNECTIONS) -> Reply:
+    provider = conn.provider(req.host, req.timeout)
+    capability = "vision" if req.images else "completion"
+    model = req.model or await conn.pick_model(provider, capability)
+    session = conn.sessions.get(req.session)
+    if req.new:
+        session.reset()
+    user: dict[str, Any] = {"role": "user", "content": req.prompt}
+    if req.images:
+        user["images"] = [img.b64 for img in req.images]
+    history = session.request_messages() if req.remember else []
+    params: dict[str, Any] = {"model": model, "messages": history + [user]}
+    params.update({k: v for k, v in req.options.items() if k in _GENERATION_KEYS and v is not None})
+    if req.schema is not None:
+        params["format"] = format_for(req.schema)
+    elif req.json:
+        params["format"] = "json"
+
+    display = ReplyDisplay(model=model, mode=req.display, show_stats=req.show_stats) \
+        if req.display else _Silent()
+    try:
+        reply = await stream_reply(provider, "chat", params, display)
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        if req.remember:
+            session.add_turn(user, display.text, interrupted=True, model=model)
+        raise
+    except StreamError as exc:
+        if req.remember:
+            session.add_turn(user, exc.partial, interrupted=True, model=model)
+        raise
+    if req.remember:
+        session.add_turn(user, reply.text, model=model)
+    if req.json or req.schema is not None:
+        reply.value = parse_reply(reply.text, req.schema, done_reason=reply.stats.get("done_reason"))
+    return reply
+
+
+class _Silent:
+    """A display that shows nothing (``chat(..., display=None)``) but keeps the text."""
+
+    def __init__(self) -> None:
+        self._parts: list[str] = []
+        self._thinking: list[str] = []
+
+    text = property(lambda self: "".join(self._parts))
+    thinking = property(lambda self: "".join(self._thinking))
+
+    def start(self) -> None:
+        pass
+
+    def tick(self) -> None:
+        pass
+
+    def add(self, content: str, thinking: str = "") -> None:
+        self._parts.append(content)
+        if thinking:
+            self._thinking.append(thinking)
+
+    def finish(self, **_: Any) -> None:
+        pass
+
+
+def chat(prompt: str, *, model: str | None = None, session: str | None = None, new: bool = False,
+         system: str | None = None, temperature: float | None = None,
+         max_tokens: int | None = None, seed: int | None = None, file: str | None = None,
+         json: bool = False, schema: Any = None, think: bool | str | None = None,
+         images: list[Any] | None = None, max_image_edge: int | None = 1024,
+         host: str | None = None, timeout: float = 120.0, display: str | None = None,
+         remember: bool = True) -> Reply:
+    """Ask a model from Python code (scripts, loops): the twin of ``%%llm``.
+
+    Returns a ``Reply`` (a ``str`` with ``.thinking``, ``.stats``, ``.value`` for JSON/schema
+    replies). ``display`` is None (show nothing), "auto", "live", "final" or "terminal".
+    Conversation memory works as in the magic: ``session`` names it, ``new`` restarts it.
+    """
+    from ..core.image_prep import prepare_image
+
+    prepared = [prepare_image(i, max_edge=max_image_edge) for i in images or []]
+    req = Request(prompt=prompt, model=model, host=host, timeout=timeout, session=session,
+                  new=new, images=prepared, json=json, schema=schema, display=display,
+                  remember=remember,
+                  options={"system": system, "temperature": temperature, "max_tokens": max_tokens,
+                           "seed": seed, "file_path": file, "think": think})
+    return ask(req)

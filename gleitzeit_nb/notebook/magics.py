@@ -1,0 +1,180 @@
+"""``LLMMagics``: ``%%llm``, ``%llm``, ``%vision``, ``%llm_models``, sessions; settings via ``%config``."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
+from traitlets import Bool, Enum, Float, Int, TraitError, Unicode, validate
+from traitlets.config import Configurable
+
+from ..core.errors import LLMError
+from . import options as opts
+from .chat import Request, ask
+from .connection import CONNECTIONS
+from .interpolate import interpolate
+
+_LLM = opts.llm_parser()
+_VISION = opts.vision_parser()
+
+
+@magics_class
+class LLMMagics(Magics, Configurable):
+    """Chat with local models from cells. Settings: ``%config LLMMagics`` lists them."""
+
+    host = Unicode("", help="Ollama server URL; empty: OLLAMA_HOST, else 127.0.0.1:11434").tag(config=True)
+    model = Unicode("", help="Chat model; empty: a loaded model, else the first installed").tag(config=True)
+    vision_model = Unicode("", help="Vision model for %vision; empty: the first installed one").tag(config=True)
+    timeout = Float(120.0, help="Seconds for a reply to start (model load included)").tag(config=True)
+    temperature = Float(None, allow_none=True, help="Default temperature, 0–2 (None: the model's)").tag(config=True)
+    max_tokens = Int(None, allow_none=True, help="Default reply length limit in tokens").tag(config=True)
+    system = Unicode(None, allow_none=True, help="Default system prompt").tag(config=True)
+    max_image_edge = Int(1024, help="Longest image edge sent to vision models, in pixels").tag(config=True)
+    show_stats = Bool(True, help="Show the tokens / speed footer under replies").tag(config=True)
+    display = Enum(["auto", "live", "final"], "auto",
+                   help="live: stream updates; final: one output at the end (headless runs, nbval); "
+                        "auto: live under a Jupyter front end, final otherwise").tag(config=True)
+    debug = Bool(False, help="Show full tracebacks for gleitzeit_nb errors").tag(config=True)
+
+    @validate("temperature")
+    def _check_temperature(self, proposal: dict[str, Any]) -> float | None:
+        value = proposal["value"]
+        if value is not None and not 0 <= value <= 2:
+            raise TraitError(f"temperature must be between 0 and 2, not {value}")
+        return value
+
+    @validate("max_tokens", "max_image_edge")
+    def _check_positive(self, proposal: dict[str, Any]) -> int | None:
+        value = proposal["value"]
+        if value is not None and value < 1:
+            raise TraitError(f"{proposal['trait'].name} must be at least 1, not {value}")
+        return value
+
+    @validate("timeout")
+    def _check_timeout(self, proposal: dict[str, Any]) -> float:
+        if proposal["value"] <= 0:
+            raise TraitError("timeout must be a positive number of seconds")
+        return proposal["value"]
+
+    def __init__(self, shell: Any = None, **kwargs: Any) -> None:
+        super().__init__(shell=shell, **kwargs)
+        self.conn = CONNECTIONS
+
+    # -- chat ----------------------------------------------------------------------------------
+    @line_cell_magic
+    def llm(self, line: str, cell: str | None = None) -> None:
+        """Chat: ``%%llm [options]`` with the prompt as the cell, or ``%llm [options] PROMPT``.
+
+        ``{name}`` in the prompt is replaced from the notebook (``{{`` for a literal brace).
+        Options: -m MODEL, -s SESSION, --new, --system TEXT, -t TEMP, --max-tokens N, --seed N,
+        --file PATH, --json, --schema VAR, --think [LEVEL], -o VAR.
+        """
+        args, text = opts.split_options(line, _LLM)
+        if cell is not None and text:
+            raise UsageError("With %%llm the prompt goes in the cell body; the first line takes "
+                             "options only.")
+        prompt = interpolate(cell if cell is not None else text, self.shell.user_ns)
+        if not prompt.strip():
+            raise UsageError("Nothing to ask: write a prompt after %llm, or in the %%llm cell.")
+        schema = opts.namespace_value(args.schema, self.shell.user_ns, "--schema") \
+            if args.schema else None
+        reply = ask(self._request(prompt, args, session=args.session, new=args.new, json=args.json,
+                                  schema=schema, system=args.system, think=args.think,
+                                  file_path=args.file))
+        self._store(args.out, reply.value if (args.json or schema is not None) else reply)
+
+    @line_magic
+    def llm_reset(self, line: str) -> None:
+        """Forget a session's conversation: ``%llm_reset [SESSION]``."""
+        self.conn.sessions.reset(line.strip() or None)
+
+    @line_magic
+    def llm_history(self, line: str) -> Any:
+        """Show a session's conversation: ``%llm_history [SESSION]``."""
+        from .history import history_view
+
+        return history_view(self.conn.sessions.get(line.strip() or None))
+
+    @line_magic
+    def llm_models(self, line: str) -> Any:
+        """The server's models: size, family, parameters, quantisation, capabilities, loaded."""
+        from . import bridge
+        from .models_table import models_table
+
+        provider = self.conn.provider(self.host or None, self.timeout)
+        return models_table(bridge.run(self.conn.models(provider, max_age=0)))
+
+    # -- vision --------------------------------------------------------------------------------
+    @line_cell_magic
+    def vision(self, line: str, cell: str | None = None) -> None:
+        """Ask about an image: ``%vision IMAGE [PROMPT]`` or ``%%vision IMAGE`` + prompt cell.
+
+        IMAGE is a file path or a variable holding a PIL image, bytes, a NumPy array or a
+        matplotlib figure. Options: -m MODEL, -s SESSION, --max-edge PX, -t, --max-tokens,
+        --seed, -o VAR.
+        """
+        from .vision import prepare_and_show, resolve_image, split_image
+
+        args, text = opts.split_options(line, _VISION)
+        image_ref, prompt = split_image(text)
+        if cell is not None:
+            prompt = (prompt + "\n" + cell).strip()
+        prompt = interpolate(prompt or "Describe this image.", self.shell.user_ns)
+        obj = resolve_image(image_ref, self.shell.user_ns)
+        prepared = prepare_and_show(obj, max_edge=args.max_edge or self.max_image_edge,
+                                    mode=self.display)
+        model = args.model or self.vision_model or None
+        if model:
+            from .vision import warn_if_not_vision
+            warn_if_not_vision(self.conn, self.conn.provider(self.host or None, self.timeout), model)
+        req = self._request(prompt, args, session=args.session, new=False)
+        req.model, req.images, req.remember = model, [prepared], args.session is not None
+        self._store(args.out, ask(req))
+
+    # -- helpers -------------------------------------------------------------------------------
+    def _request(self, prompt: str, args: Any, *, session: str | None, new: bool,
+                 json: bool = False, schema: Any = None, **extra: Any) -> Request:
+        system = extra.pop("system", None)
+        options = {
+            "system": system if system is not None else self.system,
+            "temperature": args.temperature if args.temperature is not None else self.temperature,
+            "max_tokens": args.max_tokens if args.max_tokens is not None else self.max_tokens,
+            "seed": args.seed, **extra,
+        }
+        return Request(prompt=prompt, model=args.model or self.model or None,
+                       host=self.host or None, timeout=self.timeout, session=session, new=new,
+                       json=json, schema=schema, display=self.display, show_stats=self.show_stats,
+                       options=options)
+
+    def _store(self, name: str | None, value: Any) -> None:
+        if name:
+            if not name.isidentifier():
+                raise UsageError(f"-o needs a variable name, not {name!r}.")
+            self.shell.user_ns[name] = value
+
+
+def show_llm_error(shell: Any, etype: type, value: BaseException, tb: Any,
+                   tb_offset: int | None = None) -> None:
+    """IPython custom-exception hook: one readable line instead of a long traceback."""
+    sys.last_type, sys.last_value, sys.last_traceback = etype, value, tb  # for %tb
+    magics = shell.magics_manager.registry.get("LLMMagics")
+    if magics is not None and magics.debug:
+        shell.showtraceback((etype, value, tb), tb_offset=tb_offset)
+        return
+    shell._showtraceback(etype, value, [
+        f"{etype.__name__}: {value}",
+        "(Full traceback: %tb, or %config LLMMagics.debug = True)",
+    ])
+
+
+def register(shell: Any) -> LLMMagics:
+    """Install the magics, the error hook and the trailing-``?`` handling on ``shell``."""
+    from .help_escape import register as register_help_escape
+
+    magics = LLMMagics(shell=shell)
+    shell.register_magics(magics)
+    shell.set_custom_exc((LLMError,), show_llm_error)
+    register_help_escape(shell, ["llm", "vision"])
+    return magics

@@ -1,0 +1,106 @@
+"""Parsing magic lines: leading ``--options``, then the prompt text verbatim.
+
+The prompt is never shell-split, so apostrophes and quotes in a question are kept as typed.
+Bad options raise IPython's ``UsageError`` (a one-line message, no traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+from typing import Any
+
+from IPython.core.error import UsageError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse would print and exit
+        raise UsageError(f"{message}\n{self.format_usage().strip()}")
+
+
+def _think(value: str) -> str:
+    if value not in ("low", "medium", "high"):
+        raise argparse.ArgumentTypeError("use --think, or --think low|medium|high")
+    return value
+
+
+def llm_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="%%llm", add_help=False,
+                description="Chat with a local model; the cell (or the rest of the line) is the prompt.")
+    p.add_argument("-m", "--model", help="model name (default: LLMMagics.model, else a loaded model)")
+    p.add_argument("-s", "--session", help="conversation to continue (default: this notebook's)")
+    p.add_argument("--new", action="store_true", help="start the session afresh")
+    p.add_argument("--system", help="system prompt for this request")
+    p.add_argument("-t", "--temperature", type=float, help="sampling temperature, 0–2")
+    p.add_argument("--max-tokens", type=int, help="stop after this many tokens")
+    p.add_argument("--seed", type=int, help="random seed (same seed + prompt → same reply)")
+    p.add_argument("--file", help="a text file to put before the prompt")
+    p.add_argument("--json", action="store_true", help="ask for JSON; the result is the parsed object")
+    p.add_argument("--schema", metavar="VAR",
+                   help="a pydantic model class or JSON-schema dict in the notebook; the result is validated")
+    p.add_argument("--think", nargs="?", const=True, type=_think, metavar="LEVEL",
+                   help="show the model's thinking (thinking models); optional level low|medium|high")
+    p.add_argument("-o", "--out", metavar="VAR", help="store the result in this variable")
+    return p
+
+
+def vision_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="%vision", add_help=False,
+                description="Ask a vision model about an image: %vision IMAGE [PROMPT].")
+    p.add_argument("-m", "--model", help="vision model (default: LLMMagics.vision_model, else one installed)")
+    p.add_argument("-s", "--session", help="also keep the exchange in this chat session")
+    p.add_argument("--max-edge", type=int, help="longest edge sent, in pixels (default: LLMMagics.max_image_edge)")
+    p.add_argument("-t", "--temperature", type=float, help="sampling temperature, 0–2")
+    p.add_argument("--max-tokens", type=int, help="stop after this many tokens")
+    p.add_argument("--seed", type=int, help="random seed")
+    p.add_argument("-o", "--out", metavar="VAR", help="store the reply in this variable")
+    return p
+
+
+def split_options(line: str, parser: argparse.ArgumentParser) -> tuple[argparse.Namespace, str]:
+    """Parse the leading options of ``line``; return them and the remaining text unchanged."""
+    takes_value = {}
+    for action in parser._actions:
+        for flag in action.option_strings:
+            takes_value[flag] = action.nargs != 0 and action.nargs != "?"
+            if action.nargs == "?":
+                takes_value[flag] = "optional"
+    tokens: list[str] = []
+    rest = line.strip()
+    while rest.startswith("-"):
+        word, _, after = rest.partition(" ")
+        flag = word.split("=", 1)[0]
+        if flag not in takes_value and not word.startswith("--"):
+            break  # e.g. "-3 squared?" is text, not an option
+        tokens.append(word)
+        rest = after.lstrip()
+        needs = takes_value.get(flag, False)
+        if "=" in word or not needs:
+            continue
+        if needs == "optional" and rest.split(" ", 1)[0] not in ("low", "medium", "high"):
+            continue
+        value, rest = _take_value(rest)
+        tokens.append(value)
+    return parser.parse_args(tokens), rest
+
+
+def _take_value(text: str) -> tuple[str, str]:
+    """One option value: a quoted string or a word."""
+    if text[:1] in ("'", '"'):
+        lexer = shlex.shlex(text, posix=True)
+        lexer.whitespace_split = True
+        value = next(iter(lexer), "")
+        return value, lexer.instream.read().lstrip()
+    value, _, rest = text.partition(" ")
+    return value, rest.lstrip()
+
+
+def usage(parser: argparse.ArgumentParser) -> str:
+    return parser.format_help()
+
+
+def namespace_value(name: str, user_ns: dict[str, Any], what: str) -> Any:
+    """Look up ``name`` for an option like --schema; a clear UsageError if it is missing."""
+    if name not in user_ns:
+        raise UsageError(f"{what} '{name}' is not defined in the notebook; define it first.")
+    return user_ns[name]

@@ -1,0 +1,42 @@
+"""``Reply``: a model's answer as a string that also carries its thinking, stats and status."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class Reply(str):
+    """The reply text (it *is* a ``str``), with ``thinking``, ``stats``, ``model``, ``status``.
+
+    ``status`` is "done", "interrupted", "stopped" or "error"; ``value`` holds the parsed object
+    for JSON / schema replies. In a notebook it renders as escaped Markdown.
+    """
+
+    thinking: str
+    stats: dict[str, Any]
+    model: str
+    status: str
+    value: Any
+
+    def __new__(cls, text: str, *, thinking: str = "", stats: dict[str, Any] | None = None,
+                model: str = "", status: str = "done", value: Any = None) -> "Reply":
+        self = super().__new__(cls, text)
+        self.thinking = thinking
+        self.stats = dict(stats or {})
+        self.model = model
+        self.status = status
+        self.value = value
+        return self
+
+    @property
+    def text(self) -> str:
+        return str.__str__(self)
+
+    def _repr_markdown_(self) -> str:
+        from .render import reply_bundle
+
+        return reply_bundle(self.text, self.thinking, model=self.model, stats=self.stats,
+                            status=self.status)["text/markdown"]
+
+    def __repr__(self) -> str:
+        return f"Reply({self.text!r}, model={self.model!r}, status={self.status!r})"

@@ -1,0 +1,60 @@
+"""Chat memory across cells: named sessions of messages, shared by magics, ``chat()`` and panels."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+DEFAULT_SESSION = "default"
+
+
+@dataclass
+class ChatSession:
+    """One conversation. ``messages`` are what the next request sends before the new prompt.
+
+    An interrupted or stopped reply is kept (marked ``interrupted``) and sent on: the model sees
+    what it had said so far, and the user's question is not left without an answer.
+    """
+
+    name: str
+    messages: list[dict[str, Any]] = field(default_factory=list)
+
+    def add_turn(self, user: dict[str, Any], reply_text: str, *, interrupted: bool = False,
+                 model: str | None = None) -> None:
+        self.messages.append(user)
+        turn: dict[str, Any] = {"role": "assistant", "content": reply_text}
+        if interrupted:
+            turn["interrupted"] = True
+        if model:
+            turn["model"] = model
+        self.messages.append(turn)
+
+    def request_messages(self) -> list[dict[str, Any]]:
+        """The history as Ollama messages (bookkeeping keys removed)."""
+        keep = ("role", "content", "images")
+        return [{k: m[k] for k in keep if k in m} for m in self.messages]
+
+    def reset(self) -> None:
+        self.messages.clear()
+
+    def __len__(self) -> int:
+        return len(self.messages)
+
+
+class SessionStore:
+    """Sessions by name, created on first use."""
+
+    def __init__(self) -> None:
+        self._sessions: dict[str, ChatSession] = {}
+
+    def get(self, name: str | None = None) -> ChatSession:
+        name = name or DEFAULT_SESSION
+        if name not in self._sessions:
+            self._sessions[name] = ChatSession(name)
+        return self._sessions[name]
+
+    def names(self) -> list[str]:
+        return list(self._sessions)
+
+    def reset(self, name: str | None = None) -> None:
+        self.get(name).reset()
