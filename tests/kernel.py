@@ -80,6 +80,8 @@ class Kernel:
                 continue
             if msg["parent_header"].get("msg_id") != msg_id:
                 continue
+            if msg["msg_type"] == "execute_input":
+                continue
             if msg["msg_type"] == "status":
                 if msg["content"]["execution_state"] == "idle":
                     break

@@ -75,8 +75,8 @@ class LLMMagics(Magics, Configurable):
         if cell is not None and text:
             raise UsageError("With %%llm the prompt goes in the cell body; the first line takes "
                              "options only.")
-        prompt = interpolate(cell if cell is not None else text, self.shell.user_ns)
-        if not prompt.strip():
+        prompt = interpolate(cell if cell is not None else text, self.shell.user_ns).strip()
+        if not prompt:
             raise UsageError("Nothing to ask: write a prompt after %llm, or in the %%llm cell.")
         schema = opts.namespace_value(args.schema, self.shell.user_ns, "--schema") \
             if args.schema else None
@@ -121,7 +121,7 @@ class LLMMagics(Magics, Configurable):
         image_ref, prompt = split_image(text)
         if cell is not None:
             prompt = (prompt + "\n" + cell).strip()
-        prompt = interpolate(prompt or "Describe this image.", self.shell.user_ns)
+        prompt = interpolate(prompt or "Describe this image.", self.shell.user_ns).strip()
         obj = resolve_image(image_ref, self.shell.user_ns)
         prepared = prepare_and_show(obj, max_edge=args.max_edge or self.max_image_edge,
                                     mode=self.display)

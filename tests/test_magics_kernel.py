@@ -1,0 +1,211 @@
+"""%%llm and friends in a real kernel against the simulator, asserted on iopub messages."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from gleitzeit_nb.testing import OllamaSimulator
+
+from .kernel import Kernel
+
+
+@pytest.fixture(scope="module")
+def sim():
+    with OllamaSimulator() as s:
+        yield s
+
+
+@pytest.fixture(scope="module")
+def kernel(sim):
+    k = Kernel({"OLLAMA_HOST": sim.url, "GLEITZEIT_DISPLAY": "live"})
+    ex = k.run("%load_ext gleitzeit_nb")
+    assert ex.status == "ok", ex.error
+    yield k
+    k.shutdown()
+
+
+@pytest.fixture(autouse=True)
+def fresh(sim, kernel):
+    sim.reset()
+    sim.token_delay = 0.0
+    kernel.run("%llm_reset\n%config LLMMagics.model = 'llama3.2:latest'\n"
+               "%config LLMMagics.host = ''\n%config LLMMagics.display = 'auto'")
+    yield
+
+
+def chats(sim):
+    return [r.body for r in sim.requests if r.path == "/api/chat"]
+
+
+def reply_markdown(ex):
+    finals = [d for d in ex.final_outputs().values() if "text/markdown" in d]
+    assert len(finals) == 1, ex.msgs
+    return finals[0]
+
+
+def test_streams_updates_and_final_text(kernel, sim):
+    sim.token_delay = 0.01
+    ex = kernel.run("%%llm -o r\nTell me a story [[tokens=60]]")
+    assert ex.status == "ok", ex.error
+    kinds = [m["msg_type"] for m in ex.msgs]
+    assert kinds[0] == "display_data" and "waiting for" in ex.msgs[0]["content"]["data"]["text/plain"]
+    assert kinds.count("update_display_data") >= 3  # streamed, not one final dump
+    ids = {m["content"]["transient"]["display_id"] for m in ex.of_type("display_data", "update_display_data")}
+    assert len(ids) == 1  # one display per reply, updated in place
+    text = kernel.run("print(r)").stdout.rstrip("\n")
+    bundle = reply_markdown(ex)
+    assert bundle["text/plain"].startswith(text) and len(text.split()) == 60
+    assert "60 tokens" in bundle["text/markdown"]  # stats footer
+    assert not ex.of_type("clear_output")
+
+
+def test_model_html_is_escaped(kernel, sim):
+    sim.reply_with("Hi <script>alert(1)</script> and <img src=x onerror=alert(2)> and `<b>code</b>`")
+    bundle = reply_markdown(kernel.run("%%llm\nsay something"))
+    md = bundle["text/markdown"]
+    assert "<script" not in md and "<img" not in md
+    assert "&lt;script>alert(1)&lt;/script>" in md and "&lt;img src=x onerror=alert(2)>" in md
+    assert "`<b>code</b>`" in md  # code spans stay as typed
+    assert "<script>alert(1)</script>" in bundle["text/plain"]
+
+
+def test_session_memory_interpolation_and_capture(kernel, sim):
+    kernel.run("city = 'Lisbon'\nclass T: pass\nt = T(); t.n = 3")
+    kernel.run("%%llm -s trip\nPlan {t.n} days in {city}, not {{braces}}")
+    kernel.run("%%llm -s trip -o second\nAnd the food?")
+    first, second = chats(sim)
+    assert first["messages"][-1]["content"] == "Plan 3 days in Lisbon, not {braces}"
+    assert [m["role"] for m in second["messages"]] == ["user", "assistant", "user"]
+    assert second["messages"][0]["content"] == first["messages"][-1]["content"]
+    assert second["messages"][1]["content"]  # the first reply went back as context
+    assert kernel.run("print(type(second).__name__, len(second) > 0)").stdout.strip() == "Reply True"
+    hist = kernel.run("%llm_history trip")
+    assert "Lisbon" in hist.text() and "And the food?" in hist.text()
+    kernel.run("%%llm -s trip --new\nStart over")
+    assert len(chats(sim)[-1]["messages"]) == 1
+
+
+def test_undefined_name_is_a_clear_error(kernel, sim):
+    ex = kernel.run("%%llm\nSummarise {df_sales}")
+    assert ex.status == "error" and "df_sales" in ex.error["evalue"]
+    assert len(ex.error["traceback"]) <= 3 and chats(sim) == []
+
+
+def test_options_reach_the_request(kernel, sim):
+    kernel.run("%%llm -t 0.4 --max-tokens 9 --seed 5 --system 'Be brief.' -m qwen3\nHi")
+    body = chats(sim)[-1]
+    assert body["model"] == "qwen3" and body["options"] == {"temperature": 0.4, "num_predict": 9, "seed": 5}
+    assert body["messages"][0] == {"role": "system", "content": "Be brief."}
+    kernel.run("%config LLMMagics.temperature = 0.1\n%config LLMMagics.max_tokens = 20")
+    kernel.run("%llm What's up?")  # an apostrophe in a line prompt
+    body = chats(sim)[-1]
+    assert body["options"] == {"temperature": 0.1, "num_predict": 20}
+    assert body["messages"][-1]["content"] == "What's up?"
+    kernel.run("%config LLMMagics.temperature = None\n%config LLMMagics.max_tokens = None")
+
+
+def test_schema_returns_validated_object(kernel, sim):
+    kernel.run("from pydantic import BaseModel\n"
+               "class City(BaseModel):\n    name: str\n    population: int\n    coastal: bool")
+    ex = kernel.run("%%llm --schema City -o city\nDescribe Lisbon as JSON")
+    assert ex.status == "ok", ex.error
+    out = kernel.run("print(type(city).__name__, isinstance(city.population, int))").stdout.strip()
+    assert out == "City True"
+    assert chats(sim)[-1]["format"]["properties"]["population"]["type"] == "integer"
+
+
+def test_schema_truncated_reply_says_so(kernel, sim):
+    kernel.run("schema = {'type': 'object', 'properties': {'a': {'type': 'string'}}, 'required': ['a']}")
+    ex = kernel.run("%%llm --schema schema --max-tokens 2\nGive JSON")
+    assert ex.status == "error" and "StructuredOutputError" == ex.error["ename"]
+    assert "length limit" in ex.error["evalue"]
+    sim.reply_with('{"b": 1}')
+    ex = kernel.run("%%llm --schema schema\nGive JSON")
+    assert ex.status == "error" and "'a'" in ex.error["evalue"] and "length" not in ex.error["evalue"]
+
+
+def test_think_block(kernel, sim):
+    bundle = reply_markdown(kernel.run("%%llm -m qwen3 --think\nWhy is the sky blue?"))
+    assert chats(sim)[-1]["think"] is True
+    md = bundle["text/markdown"]
+    assert "<details>" in md and "Thinking" in md  # collapsed at the end
+    kernel.run("%%llm -m qwen3 --think high\nAgain")
+    assert chats(sim)[-1]["think"] == "high"
+
+
+def test_final_mode_sends_one_display(kernel, sim):
+    sim.token_delay = 0.005
+    kernel.run("%config LLMMagics.display = 'final'")
+    ex = kernel.run("%%llm\nhello [[tokens=40]]")
+    assert len(ex.of_type("display_data")) == 1 and not ex.of_type("update_display_data")
+
+
+def test_trailing_question_mark_reaches_the_magic(kernel, sim):
+    ex = kernel.run("%llm What is 2+2?")
+    assert ex.status == "ok" and chats(sim)[-1]["messages"][-1]["content"] == "What is 2+2?"
+
+
+def test_bad_options_are_short_usage_errors(kernel, sim):
+    ex = kernel.run("%%llm --bogus\nhi")
+    assert ex.status == "error" and "UsageError: unrecognized arguments: --bogus" in ex.stderr
+    ex = kernel.run("%config LLMMagics.temperature = 5")
+    assert ex.status == "error" or "between 0 and 2" in ex.stderr + str(ex.error)
+    assert chats(sim) == []
+
+
+def test_errors_are_readable(kernel, sim, dead_url):
+    kernel.run(f"%config LLMMagics.host = '{dead_url}'")
+    down = kernel.run("%%llm\nhi")
+    kernel.run("%config LLMMagics.host = ''")
+    missing = kernel.run("%%llm -m llama9:70b\nhi")
+    sim.inject("mid_stream_error", after=5, message="llama runner crashed")
+    broken = kernel.run("%%llm\nhi [[tokens=50]]")
+    for ex, ename, fix in ((down, "ProviderUnavailableError", "ollama serve"),
+                           (missing, "ModelNotFoundError", "ollama pull llama9:70b"),
+                           (broken, "StreamError", "llama runner crashed")):
+        assert ex.status == "error" and ex.error["ename"] == ename
+        text = "\n".join(ex.error["traceback"])
+        assert fix in text and len(ex.error["traceback"]) <= 3
+        everything = str([m["content"] for m in ex.msgs])
+        assert "httpx" not in everything and "Traceback" not in everything
+    # The partial text of the broken stream stays on screen.
+    assert len(reply_markdown(broken)["text/plain"].split()) >= 5
+    tb = kernel.run("%tb")
+    assert "gleitzeit_nb" in str([m["content"] for m in tb.msgs])  # full traceback on demand
+
+
+def test_interrupt_closes_stream_keeps_partial(kernel, sim):
+    sim.token_delay = 0.02
+    msg_id = kernel.kc.execute("%%llm\nLong story [[tokens=1000]]")
+    deadline = time.monotonic() + 10
+    while sim.active == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.4)
+    interrupted_at = time.monotonic()
+    kernel.interrupt()
+    ex = kernel.collect(msg_id)
+    assert sim.wait_for_disconnects(1, timeout=1.0)
+    assert sim.disconnects[0].time - interrupted_at < 1.0
+    assert ex.status == "error" and ex.error["ename"] == "KeyboardInterrupt"
+    bundle = reply_markdown(ex)
+    assert len(bundle["text/plain"].split()) >= 5 and "interrupted" in bundle["text/markdown"]
+    sim.token_delay = 0.0
+    nxt = kernel.run("%%llm\nAre you still there?")
+    assert nxt.status == "ok" and reply_markdown(nxt)["text/plain"]
+    # The interrupted turn is kept in the session, marked.
+    assert chats(sim)[-1]["messages"][1]["role"] == "assistant"
+
+
+def test_python_twin(kernel, sim):
+    ex = kernel.run("import gleitzeit_nb\nr = gleitzeit_nb.chat('Hello [[tokens=7]]', model='llama3.2')\n"
+                    "print(len(r.split()), r.stats['eval_count'], type(r).__name__)\nr")
+    assert ex.stdout.strip() == "7 7 Reply"
+    assert "text/markdown" in ex.of_type("execute_result")[0]["content"]["data"]
+
+
+def test_llm_models_table(kernel, sim):
+    ex = kernel.run("%llm_models")
+    html = ex.of_type("execute_result")[0]["content"]["data"]["text/html"]
+    assert "llava:latest" in html and "vision" in html and "nomic-embed-text" in html
