@@ -26,6 +26,8 @@ _LAZY = {
     "chat": "gleitzeit_nb.notebook.chat",
     "Reply": "gleitzeit_nb.notebook.replies",
     "prepare_image": "gleitzeit_nb.core.image_prep",
+    "batch": "gleitzeit_nb.batch",
+    "embed": "gleitzeit_nb.batch",
 }
 
 __all__ = [*_LAZY, "load_ipython_extension", "__version__"]

@@ -3,5 +3,6 @@
 from .core.errors import *  # noqa: F403
 from .core.errors import __all__ as _core_all
 from .core.registry import RegistryError
+from .replay.errors import ReplayMissError, ReplayStoreError
 
-__all__ = [*_core_all, "RegistryError"]
+__all__ = [*_core_all, "RegistryError", "ReplayMissError", "ReplayStoreError"]

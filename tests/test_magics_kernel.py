@@ -67,7 +67,7 @@ def test_model_html_is_escaped(kernel, sim):
     md = bundle["text/markdown"]
     assert "<script" not in md and "<img" not in md
     assert "&lt;script>alert(1)&lt;/script>" in md and "&lt;img src=x onerror=alert(2)>" in md
-    assert "`<b>code</b>`" in md  # code spans stay as typed
+    assert "<code>&lt;b&gt;code&lt;/b&gt;</code>" in md  # tag-like code spans become safe <code>
     assert "<script>alert(1)</script>" in bundle["text/plain"]
 
 

@@ -1,51 +1,70 @@
-"""Where a streamed reply is shown: a live display, one final display, or the terminal.
+"""Where a streamed reply is shown: one live display, one final display, or the terminal.
 
-``resolve_mode("auto")``: ``GLEITZEIT_DISPLAY`` (live/final/terminal) wins; without an IPython
-kernel → "terminal"; a kernel started by a Jupyter server (``JPY_SESSION_NAME``) or by VS Code
-(``VSCODE_PID`` / ``VSCODE_CWD``) → "live"; any other kernel (nbclient, nbconvert, nbval,
-papermill: headless runs) → "final", because nbval ignores display updates and a report should
-hold one final output per reply.
+``resolve_mode("auto")`` decides, in this order:
+
+1. ``GLEITZEIT_DISPLAY`` (``live`` / ``final`` / ``terminal``) wins;
+2. no IPython kernel (plain IPython, a script) → ``terminal``;
+3. a kernel a person is watching → ``live``: started by a Jupyter server (it sets
+   ``JPY_SESSION_NAME``), a VS Code notebook (``__vsc_ipynb_file__`` in the namespace, or
+   ``VSCODE_PID``/``VSCODE_CWD`` unless inherited from VS Code's own terminal,
+   ``TERM_PROGRAM=vscode``), or Colab;
+4. any other kernel → ``final``: one run headless by nbclient, nbconvert, nbval or papermill.
+   nbval ignores ``update_display_data`` and would compare the placeholder, and a report should
+   hold one output per reply.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
+from collections.abc import Mapping
 from typing import Any
 
-from .render import reply_bundle, stats_line, waiting_bundle
+from .render import THINKING_TAIL, reply_bundle, stats_line, waiting_bundle
+
+__all__ = ["CHARS_PER_SECOND", "MODES", "ReplyDisplay", "resolve_mode"]
 
 MODES = ("live", "final", "terminal")
+#: Live updates re-send the whole reply; past 2,500 characters they slow to this many per second.
+CHARS_PER_SECOND = 25_000
 
 
 def resolve_mode(mode: str | None = "auto") -> str:
+    """``"live"``, ``"final"`` or ``"terminal"`` for ``mode`` (``"auto"`` per the module doc)."""
     if mode in MODES:
         return mode
-    if mode not in (None, "auto"):
+    if mode not in ("auto", None):
         raise ValueError(f"display mode {mode!r}: use one of auto, {', '.join(MODES)}")
     env = os.environ.get("GLEITZEIT_DISPLAY", "").strip().lower()
-    if env in MODES:
+    if env and env != "auto":
+        if env not in MODES:
+            raise ValueError(f"GLEITZEIT_DISPLAY={env!r}: use one of auto, {', '.join(MODES)}")
         return env
     try:
         from IPython import get_ipython
     except ImportError:
         return "terminal"
     shell = get_ipython()
-    if shell is None or type(shell).__name__ != "ZMQInteractiveShell":
+    if shell is None or not any(c.__name__ == "ZMQInteractiveShell" for c in type(shell).__mro__):
         return "terminal"
-    if os.environ.get("JPY_SESSION_NAME") or os.environ.get("VSCODE_PID") or os.environ.get("VSCODE_CWD"):
+    vscode = os.environ.get("VSCODE_PID") or os.environ.get("VSCODE_CWD")
+    if (os.environ.get("JPY_SESSION_NAME") or "__vsc_ipynb_file__" in shell.user_ns
+            or (vscode and os.environ.get("TERM_PROGRAM") != "vscode")
+            or type(shell).__module__.startswith("google.colab")):
         return "live"
     return "final"
 
 
 class ReplyDisplay:
-    """Shows one reply as it streams. ``add`` is cheap; rendering is throttled.
+    """Shows one reply while it streams; create one per reply.
 
-    Live updates come at most every ``max(min_interval, len(text) / 100_000)`` seconds: about
-    10 per second for short replies, fewer as the text grows (each update re-sends the whole
-    Markdown). ``finish`` always shows the final state at once.
+    ``add`` only appends and checks the clock. In live mode it renders at most once per
+    ``max(min_interval, size / 25_000)`` seconds (size: characters of text plus shown thinking):
+    10 per second while the reply is short, then at most ~25,000 characters of Markdown per
+    second, since every update re-sends the whole reply. ``tick`` flushes a pending render;
+    ``finish`` always shows the final state at once. In the terminal the answer is written as it
+    arrives; thinking is shown dimmed on a terminal and left out when stdout is a pipe or file.
     """
 
     def __init__(self, *, model: str, mode: str | None = "auto", show_stats: bool = True,
@@ -54,17 +73,16 @@ class ReplyDisplay:
         self.mode = resolve_mode(mode)
         self.show_stats = show_stats
         self.min_interval = min_interval
+        self.updates_sent = 0  # display_data / update_display_data messages sent
+        self.bytes_sent = 0  # UTF-8 bytes of the bundles in them
         self._parts: list[str] = []
         self._thinking: list[str] = []
-        self._size = 0
+        self._chars = self._thinking_chars = 0
         self._handle: Any = None
-        self._started = time.monotonic()
-        self._last_render = 0.0
-        self._last_tick = 0.0
+        self._started = self._last_tick = time.monotonic()
         self._next_render = 0.0
-        self._wrote_terminal = False
-        self.updates_sent = 0
-        self.bytes_sent = 0
+        self._dirty = self._finished = False
+        self._term = {"tty": False, "wrote": False, "dim": False, "eol": True}
 
     @property
     def text(self) -> str:
@@ -75,61 +93,96 @@ class ReplyDisplay:
         return "".join(self._thinking)
 
     def start(self) -> None:
-        self._started = time.monotonic()
+        """Before the request: the live mode shows the waiting line."""
+        self._started = self._last_tick = time.monotonic()
         if self.mode == "live":
             self._show(waiting_bundle(self.model))
+        elif self.mode == "terminal":
+            self._term["tty"] = bool(getattr(sys.stdout, "isatty", lambda: False)())
+            # (nothing is written before the first token: stdout stays the answer only)
 
     def tick(self) -> None:
+        """Call now and then: renders pending content, or ages the waiting line (at most 1/s)."""
+        if self.mode != "live" or self._finished:
+            return
         now = time.monotonic()
-        if self.mode == "live" and not self._size and now - self._last_tick >= 1.0:
+        if self._dirty:
+            if now >= self._next_render:
+                self._render("streaming")
+        elif not self._chars and not self._thinking_chars and now - self._last_tick >= 1.0:
             self._last_tick = now
             self._show(waiting_bundle(self.model, now - self._started))
 
     def add(self, content: str, thinking: str = "") -> None:
+        """One streamed delta of the answer and/or the thinking."""
         if content:
             self._parts.append(content)
-            self._size += len(content)
+            self._chars += len(content)
         if thinking:
             self._thinking.append(thinking)
-            self._size += len(thinking)
+            self._thinking_chars += len(thinking)
         if self.mode == "live":
-            now = time.monotonic()
-            if now >= self._next_render:
+            self._dirty = True
+            if time.monotonic() >= self._next_render:
                 self._render("streaming")
-                self._next_render = now + max(self.min_interval, self._size / 100_000)
-        elif self.mode == "terminal" and content:
-            sys.stdout.write(content)
-            sys.stdout.flush()
-            self._wrote_terminal = True
+        elif self.mode == "terminal":
+            self._write(content, thinking)
 
-    def finish(self, *, stats: dict[str, Any] | None = None, status: str = "done",
-               note: str = "") -> None:
-        if self.mode == "terminal":
-            footer = stats_line(stats, status=status) if self.show_stats else ""
-            mark = "" if status == "done" else f"[{status}{': ' + note if note else ''}]"
-            tail = " ".join(p for p in (mark, f"[{footer}]" if footer else "") if p)
-            if self._wrote_terminal or tail:
-                sys.stdout.write(("\n" if self._wrote_terminal else "") + tail + ("\n" if tail else ""))
-                sys.stdout.flush()
+    def finish(self, *, stats: Mapping[str, Any] | None = None, status: str = "done", note: str = "") -> None:
+        """Show the final state now (once); ``status`` as in :func:`.render.reply_bundle`."""
+        if self._finished:
             return
-        if self.mode == "final" and not self._size and status == "error":
-            return  # nothing to keep; the error message says it all
-        self._render(status, stats=stats, note=note)
+        self._finished = True
+        if self.mode == "terminal":
+            self._write_footer(stats, status, note)
+        elif self.mode == "live" or self._chars or self._thinking_chars or status != "error":
+            # (final mode with an error and nothing received shows nothing: the exception says it)
+            self._render(status, stats, note)
 
-    # -- output ------------------------------------------------------------------------------
-    def _render(self, status: str, stats: dict[str, Any] | None = None, note: str = "") -> None:
-        bundle = reply_bundle(self.text, self.thinking, model=self.model, stats=stats,
-                              status=status, show_stats=self.show_stats, note=note)
-        self._show(bundle)
+    # -- notebook ----------------------------------------------------------------------------
+    def _render(self, status: str, stats: Mapping[str, Any] | None = None, note: str = "") -> None:
+        self._show(reply_bundle(self.text, self.thinking, model=self.model, stats=stats, status=status,
+                                show_stats=self.show_stats, note=note))
+        self._dirty = False
+        size = self._chars + min(self._thinking_chars, THINKING_TAIL)
+        self._next_render = time.monotonic() + max(self.min_interval, size / CHARS_PER_SECOND)
 
     def _show(self, bundle: dict[str, str]) -> None:
         from IPython.display import display
 
         self.updates_sent += 1
-        self.bytes_sent += len(json.dumps(bundle))
+        self.bytes_sent += sum(len(v.encode("utf-8")) for v in bundle.values())
         if self.mode == "final":
             display(bundle, raw=True)
         elif self._handle is None:
             self._handle = display(bundle, raw=True, display_id=True)
         else:
             self._handle.update(bundle, raw=True)
+
+    # -- terminal ----------------------------------------------------------------------------
+    def _write(self, content: str, thinking: str) -> None:
+        term, out = self._term, sys.stdout
+        if thinking and term["tty"] and not term["wrote"]:  # thinking comes before the answer
+            out.write(("" if term["dim"] else "\x1b[2m") + thinking)
+            term["dim"] = True
+        if content:
+            if term["dim"]:
+                out.write("\x1b[0m\n\n")
+                term["dim"] = False
+            out.write(content)
+            term["wrote"], term["eol"] = True, content.endswith("\n")
+        out.flush()
+
+    def _write_footer(self, stats: Mapping[str, Any] | None, status: str, note: str) -> None:
+        term, out = self._term, sys.stdout
+        lines = [f"[{status}{': ' + note if note else ''}]"] if status not in ("done", "streaming") else []
+        footer = stats_line(stats, status=status) if self.show_stats else ""
+        if footer:
+            lines.append(f"[{self.model} · {footer}]")
+        if term["dim"]:
+            out.write("\x1b[0m")
+        if (term["wrote"] and not term["eol"]) or term["dim"]:
+            out.write("\n")
+        for line in lines:
+            out.write(f"\x1b[2m{line}\x1b[0m\n" if term["tty"] else line + "\n")
+        out.flush()

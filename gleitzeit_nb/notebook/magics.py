@@ -106,6 +106,13 @@ class LLMMagics(Magics, Configurable):
         provider = self.conn.provider(self.host or None, self.timeout)
         return models_table(bridge.run(self.conn.models(provider, max_age=0)))
 
+    @line_cell_magic
+    def llm_batch(self, line: str, cell: str | None = None) -> Any:
+        """Run a prompt template over a DataFrame, a column, a list or images (see %llm_batch?)."""
+        from ..batch.magic import llm_batch_magic
+
+        return llm_batch_magic(self.shell, line, cell)
+
     # -- vision --------------------------------------------------------------------------------
     @line_cell_magic
     def vision(self, line: str, cell: str | None = None) -> None:
@@ -176,5 +183,5 @@ def register(shell: Any) -> LLMMagics:
     magics = LLMMagics(shell=shell)
     shell.register_magics(magics)
     shell.set_custom_exc((LLMError,), show_llm_error)
-    register_help_escape(shell, ["llm", "vision"])
+    register_help_escape(shell, ["llm", "vision", "llm_batch"])
     return magics

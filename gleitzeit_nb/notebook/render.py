@@ -1,83 +1,118 @@
-"""MIME bundles for a reply: escaped Markdown plus a real ``text/plain``, thinking, stats footer."""
+"""MIME bundles for one reply: escaped Markdown for the notebook and the real text as text/plain.
+
+Pure functions; :mod:`.display` decides where the bundles go. Model text only ever reaches the
+Markdown through :func:`.markdown.escape_html` (or fully escaped HTML for the thinking); the
+``<details>`` / ``<sub>`` wrapper around it is ours.
+"""
 
 from __future__ import annotations
 
+import html
+from collections.abc import Mapping
 from typing import Any
 
 from .markdown import escape_html
 
-#: While streaming, only the tail of the thinking is shown (keeps each update small).
+__all__ = ["STATUSES", "THINKING_TAIL", "reply_bundle", "stats_line", "waiting_bundle"]
+
+STATUSES = ("streaming", "done", "interrupted", "stopped", "error", "replayed")
+#: While streaming, only the end of the thinking is shown, to keep each update small.
 THINKING_TAIL = 4000
 
-_MARKS = {
-    "interrupted": "⏹ *interrupted — partial reply*",
-    "stopped": "⏹ *stopped — partial reply*",
-    "error": "✖ *failed*",
-    "replayed": "↺ *replayed*",
-}
-_DONE_REASONS = {
-    "length": "stopped: length limit (raise max_tokens)",
-    "load": "model loaded, no reply",
-    "unload": "model unloaded",
-}
+_MARKS = {"interrupted": ("⏹", "interrupted — partial reply"), "stopped": ("⏹", "stopped — partial reply"),
+          "error": ("⚠", "error")}
+_DONE_REASONS = {"length": "stopped: length limit (raise max_tokens)",
+                 "load": "model loaded, nothing generated", "unload": "model unloaded"}
+# Entities for what Markdown, HTML or JupyterLab's math pass would act on: shown as typed.
+_LITERAL = str.maketrans({c: f"&#{ord(c)};" for c in "&<>\"'\\`*_[]{}$@|~!#"})
 
 
-def stats_line(stats: dict[str, Any] | None, *, status: str = "done") -> str:
-    """One line: tokens, speed, load time, prompt tokens, why it stopped."""
-    if not stats:
-        return ""
-    parts = []
-    count, ns = stats.get("eval_count"), stats.get("eval_duration")
-    if count is not None:
-        parts.append(f"{count} tokens")
-        if ns and status != "replayed":
-            parts.append(f"{count / (ns / 1e9):.1f} tok/s")
-    load = stats.get("load_duration")
-    if load and load >= 1e8 and status != "replayed":
+def _literal(text: str) -> str:
+    return " ".join(str(text).split()).translate(_LITERAL)
+
+
+def _number(stats: Mapping[str, Any], key: str) -> float | None:
+    value = stats.get(key)
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def stats_line(stats: Mapping[str, Any] | None, *, status: str = "done") -> str:
+    """One plain line from Ollama's stats, e.g. ``"52 tokens · 41.3 tok/s · prompt 26 tokens"``.
+
+    Load time shows from 0.1 s; ``done_reason`` "stop" adds nothing, "length" says how to get more.
+    """
+    stats = stats or {}
+    parts = ["replayed"] if status == "replayed" else []
+    tokens, ns = _number(stats, "eval_count"), _number(stats, "eval_duration")
+    if tokens is not None:
+        parts.append(f"{tokens:.0f} tokens")
+        if ns:
+            parts.append(f"{tokens / (ns / 1e9):.1f} tok/s")
+    load = _number(stats, "load_duration")
+    if load is not None and load >= 1e8:
         parts.append(f"load {load / 1e9:.1f} s")
-    if stats.get("prompt_eval_count") is not None:
-        parts.append(f"prompt {stats['prompt_eval_count']} tokens")
+    prompt = _number(stats, "prompt_eval_count")
+    if prompt is not None:
+        parts.append(f"prompt {prompt:.0f} tokens")
     reason = stats.get("done_reason")
-    if reason in _DONE_REASONS:
-        parts.append(_DONE_REASONS[reason])
+    if reason and reason != "stop":
+        parts.append(_DONE_REASONS.get(reason, f"stopped: {reason}"))
     return " · ".join(parts)
 
 
-def reply_bundle(text: str, thinking: str = "", *, model: str, stats: dict[str, Any] | None = None,
+def _thinking(thinking: str, *, streaming: bool) -> tuple[str, str]:
+    """The collapsible thinking block (Markdown) and its plain form.
+
+    Shown as escaped HTML on one line: a single HTML block that no fence, blank line or math in
+    the thinking can break open, so the answer after it is parsed exactly as on its own.
+    """
+    shown, note = thinking, ""
+    if streaming and len(thinking) > THINKING_TAIL:
+        shown = thinking[-THINKING_TAIL:]
+        note = f" (last {THINKING_TAIL:,} of {len(thinking):,} characters)"
+    body = html.escape(shown).replace("\n", "<br>")
+    if streaming:
+        head = f"<details open><summary>Thinking…{note}</summary>"
+    else:
+        head = f"<details><summary>Thinking ({len(thinking.split())} words)</summary>"
+    md = f'{head}<div style="opacity:.75">{"…" if note else ""}{body}</div></details>\n\n'
+    return md, f"[thinking]\n{shown}\n[/thinking]"
+
+
+def reply_bundle(text: str, thinking: str = "", *, model: str, stats: Mapping[str, Any] | None = None,
                  status: str = "streaming", show_stats: bool = True, note: str = "") -> dict[str, str]:
-    """``text/markdown`` (model text escaped) and ``text/plain`` (the real text) for a reply."""
-    md: list[str] = []
-    plain: list[str] = []
+    """``text/markdown`` (escaped reply) and ``text/plain`` (the reply itself) for one state.
+
+    ``status`` is one of :data:`STATUSES`; interrupted, stopped and error add a mark after the
+    text (error with ``note``), replayed a small mark in the footer.
+    """
+    if status not in STATUSES:
+        raise ValueError(f"status {status!r}: use one of {', '.join(STATUSES)}")
+    streaming = status == "streaming"
+    md, plain = [], [text]
     if thinking:
-        md.append(_thinking_block(thinking, streaming=status == "streaming"))
-        plain.append(f"[thinking]\n{thinking}\n[/thinking]\n")
-    md.append(escape_html(text))
-    plain.append(text)
-    mark = _MARKS.get(status)
-    if mark:
-        detail = f": {escape_html(note)}" if note else ""
-        md.append(f"\n\n{mark}{detail}")
-        plain.append(f"\n[{status}{': ' + note if note else ''}]")
-    footer = stats_line(stats, status=status) if show_stats else ""
+        think_md, think_plain = _thinking(thinking, streaming=streaming)
+        md.append(think_md)
+        plain.append(("\n\n" if text else "") + think_plain)
+    md.append(escape_html(text, close_fence=not streaming))
+    if status in _MARKS:
+        icon, label = _MARKS[status]
+        detail = f": {note}" if note else ""
+        md.append(f"\n\n{icon} *{label}{_literal(detail)}*")
+        plain.append(f"\n[{label}{detail}]")
+    footer = stats_line(stats, status=status) if show_stats and not streaming else ""
+    if status == "replayed" and not footer:
+        footer = "replayed"
     if footer:
-        md.append(f"\n\n<sub>{escape_html(model)} · {footer}</sub>")
+        md.append(f"\n\n<sub>{_literal(model)} · {_literal(footer)}</sub>")
         plain.append(f"\n[{model} · {footer}]")
     return {"text/plain": "".join(plain), "text/markdown": "".join(md)}
 
 
 def waiting_bundle(model: str, elapsed: float | None = None) -> dict[str, str]:
-    """The status line shown until the first token (the model may be loading)."""
-    since = f" ({elapsed:.0f} s — the model may be loading)" if elapsed and elapsed >= 1 else ""
-    line = f"⏳ waiting for {model}…{since}"
-    return {"text/plain": line, "text/markdown": f"*{escape_html(line)}*"}
-
-
-def _thinking_block(thinking: str, *, streaming: bool) -> str:
-    if streaming:
-        shown = thinking[-THINKING_TAIL:]
-        cut = "…" if len(shown) < len(thinking) else ""
-        return (f"<details open><summary>Thinking…</summary>\n\n{cut}{escape_html(shown)}"
-                "\n\n</details>\n\n")
-    words = len(thinking.split())
-    return (f"<details><summary>Thinking ({words} words)</summary>\n\n{escape_html(thinking)}"
-            "\n\n</details>\n\n")
+    """The status line shown until the first token arrives."""
+    since = ""
+    if elapsed is not None:
+        since = f" ({elapsed:.0f} s{' — loading the model?' if elapsed >= 3 else ''})"
+    return {"text/plain": f"⏳ waiting for {model}…{since}",
+            "text/markdown": f"⏳ *waiting for* **{_literal(model)}**…{since}"}

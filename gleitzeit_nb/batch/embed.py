@@ -1,0 +1,154 @@
+"""``embed_texts``: embeddings for many texts through ``/api/embed``, batched, at the server's capacity."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from ..core import Task, TaskResult
+from ..core.errors import InvalidParamsError, LLMError
+from .limiter import choose_limit, dispatch
+from .progress import Progress, progress_mode
+from .runner import annotate, make_engine, provider_pool, remember
+
+logger = logging.getLogger(__name__)
+
+
+class _Embedding:
+    def __init__(self, texts: list[str], model: str | None, batch_size: int,
+                 host: str | None, hosts: Sequence[str] | None, concurrency: int | None,
+                 progress: bool | str | None, timeout: float) -> None:
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise InvalidParamsError(f"batch_size must be a whole number >= 1, not {batch_size!r}.",
+                                     param="batch_size")
+        self.texts, self.model, self.batch_size = texts, model, batch_size
+        self.host, self.hosts, self.concurrency = host, hosts, concurrency
+        self.progress_arg, self.timeout = progress, timeout
+        self.chunks = [(start, texts[start:start + batch_size])
+                       for start in range(0, len(texts), batch_size)]
+        self.vectors: list[list[list[float]] | None] = [None] * len(self.chunks)
+        self.progress = Progress(len(texts), None, unit="texts")
+
+    async def run(self) -> Any:
+        if not self.chunks:
+            return self.array()
+        providers = provider_pool(self.host, self.hosts, self.timeout)
+        engine = make_engine(providers)
+        limit = choose_limit(self.concurrency, [p.base_url for p in providers])
+        if self.model is None:
+            from ..notebook.connection import CONNECTIONS
+
+            self.model = await CONNECTIONS.pick_model(providers[0], "embedding")
+        logger.info("embedding %d texts in %d requests with %s: %s", len(self.texts),
+                    len(self.chunks), self.model, limit.describe())
+        self.progress = Progress(len(self.texts), progress_mode(self.progress_arg), unit="texts")
+        self.progress.start()
+        started, status = time.monotonic(), "failed"
+
+        async def job(k: int) -> TaskResult:
+            params = {"model": self.model, "input": self.chunks[k][1]}
+            return await engine.execute_task(Task(id=f"embed-{k}", method="embed", params=params))
+
+        try:
+            await dispatch(len(self.chunks), job, limit, self._handle,
+                           work=lambda r: float(len(r.result["embeddings"])) if r.ok else 0.0)
+            status = "done"
+        except BaseException as exc:
+            if isinstance(exc, (asyncio.CancelledError, KeyboardInterrupt)):
+                status = "interrupted"
+            exc.partial = self.array()  # type: ignore[attr-defined]
+            raise
+        finally:
+            self.progress.close(status)
+            logger.info("embedding %s after %.1f s: %s", status, time.monotonic() - started,
+                        limit.describe())
+        return self.array()
+
+    def _handle(self, k: int, res: TaskResult) -> None:
+        start, chunk = self.chunks[k]
+        label = f"{start}–{start + len(chunk) - 1}" if len(chunk) > 1 else str(start)
+        if not res.ok:
+            self.progress.add(len(chunk), errors=len(chunk))
+            assert res.error is not None
+            raise annotate(res.error, label, "list")
+        vectors = res.result["embeddings"]
+        if len(vectors) != len(chunk):
+            raise annotate(LLMError(f"The server returned {len(vectors)} embeddings for "
+                                    f"{len(chunk)} texts."), label, "list")
+        self.vectors[k] = vectors
+        self.progress.add(len(chunk))
+
+    def array(self) -> Any:
+        """The embeddings so far as one array; rows not embedded (yet) are NaN."""
+        import numpy as np
+
+        dim = next((len(v[0]) for v in self.vectors if v), 0)
+        out = np.full((len(self.texts), dim), np.nan, dtype=np.float32 if dim else np.float64)
+        for (start, _), vectors in zip(self.chunks, self.vectors):
+            if vectors:
+                out[start:start + len(vectors)] = np.asarray(vectors, dtype=out.dtype)
+        remember(out)
+        return out
+
+
+def _texts(texts: Any) -> list[str]:
+    if isinstance(texts, str):
+        return [texts]
+    try:
+        values = list(texts)
+    except TypeError:
+        raise InvalidParamsError(f"texts must be a list of str or a pandas Series, not "
+                                 f"{type(texts).__name__}.", param="texts") from None
+    bad = next((i for i, t in enumerate(values) if not isinstance(t, str)), None)
+    if bad is not None:
+        raise InvalidParamsError(f"texts[{bad}] is a {type(values[bad]).__name__}, not a str; "
+                                 "convert the values first (e.g. series.astype(str)).",
+                                 param="texts")
+    return values
+
+
+def _check_numpy() -> None:
+    try:
+        import numpy  # noqa: F401
+    except ImportError:
+        raise ImportError("embed() returns a NumPy array: install NumPy (pip install numpy).") \
+            from None
+
+
+async def embed_texts_async(texts: Any, model: str | None = None, *, batch_size: int = 32,
+                            host: str | None = None, hosts: Sequence[str] | None = None,
+                            concurrency: int | None = None, progress: bool | str | None = "auto",
+                            timeout: float = 120) -> Any:
+    """``embed_texts`` for async code (same arguments and result)."""
+    _check_numpy()
+    job = _Embedding(_texts(texts), model, batch_size, host, hosts, concurrency, progress,
+                     timeout)
+    return await job.run()
+
+
+def embed_texts(texts: Any, model: str | None = None, *, batch_size: int = 32,
+                host: str | None = None, hosts: Sequence[str] | None = None,
+                concurrency: int | None = None, progress: bool | str | None = "auto",
+                timeout: float = 120) -> Any:
+    """Embed ``texts`` (a list of str or a Series): a float32 array, one row per text, in order.
+
+    Texts go to ``/api/embed`` ``batch_size`` at a time, with requests in flight chosen as in
+    ``gleitzeit_nb.batch``. ``model=None`` picks an installed model with the "embedding"
+    capability. A failed request raises its error (the rows in the message); on an interrupt
+    or error the vectors so far (unfinished rows NaN) are on the exception as ``.partial`` and
+    in ``gleitzeit_nb.batch.last_result``.
+    """
+    from ..notebook import bridge
+
+    _check_numpy()
+    job = _Embedding(_texts(texts), model, batch_size, host, hosts, concurrency, progress,
+                     timeout)
+    try:
+        return bridge.run(job.run())
+    except KeyboardInterrupt as exc:
+        if getattr(exc, "partial", None) is None:
+            exc.partial = job.array()  # type: ignore[attr-defined]
+        raise

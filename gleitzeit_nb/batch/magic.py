@@ -1,0 +1,218 @@
+"""``%llm_batch`` / ``%%llm_batch``: run a prompt template over a notebook variable's rows."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shlex
+from typing import Any
+
+from IPython.core.error import UsageError
+
+from ..core.errors import LLMError
+from .runner import ON_ERROR, run_batch
+
+_SOURCE = re.compile(r"""[^\W\d]\w*(?:\.[^\W\d]\w*|\[(?:-?\d+|'[^'\n]*'|"[^"\n]*")\])*""")
+_STEP = re.compile(r"""\.(?P<attr>[^\W\d]\w*)|\[(?P<index>-?\d+|'[^'\n]*'|"[^"\n]*")\]""")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse would print and exit
+        raise UsageError(f"{message}\n{self.format_usage().strip()}")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="%llm_batch", add_help=False)
+    p.add_argument("-m", "--model")
+    p.add_argument("-o", "--out")
+    p.add_argument("-c", "--concurrency", type=int)
+    p.add_argument("--schema")
+    p.add_argument("--on-error", choices=ON_ERROR, default="collect")
+    p.add_argument("--images", action="store_true")
+    p.add_argument("--system")
+    p.add_argument("-t", "--temperature", type=float)
+    p.add_argument("--max-tokens", type=int)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--no-progress", action="store_true")
+    return p
+
+
+_PARSER = _parser()
+_FLAGS = {flag: action.nargs != 0 for action in _PARSER._actions for flag in action.option_strings}
+
+
+def llm_batch_magic(shell: Any, line: str, cell: str | None = None) -> Any:
+    """Run a prompt over every row of a notebook variable, as many at once as the server takes.
+
+    ``%llm_batch [options] SOURCE [TEMPLATE]`` or ``%%llm_batch [options] SOURCE`` with the
+    template as the cell body. Options may come before or after SOURCE.
+
+    SOURCE is a variable with optional ``.attr`` / ``["key"]`` steps (``df``, ``df.review``,
+    ``df["review text"]``, ``tickets``), never evaluated code; with ``--images`` it may also be a
+    glob such as ``"photos/*.jpg"``. The template fills ``{x}`` / ``{item}`` with each value,
+    ``{column}`` with a DataFrame row's fields and ``{name}`` with other notebook variables;
+    without a template each value is the prompt. Quotes around a one-line template are
+    dropped. Examples::
+
+        %llm_batch df.review -o sentiment "Is this review positive or negative? {x}"
+
+        %%llm_batch tickets -o triage --schema Triage -c 4
+        Classify this support ticket. Title: {title}. Body: {body}
+
+        %llm_batch --images "photos/*.jpg" -o captions Describe this photo in one line.
+
+    Options: -m MODEL, -o VAR (store the result instead of showing it; after an interrupt or
+    a stopping error VAR holds the rows finished so far), -c/--concurrency N (default: the
+    server's capacity), --schema VAR (pydantic class or JSON-schema dict: one column per
+    field), --on-error collect|raise|skip, --images, --system TEXT, -t TEMP, --max-tokens N,
+    --seed N, --no-progress. Host, model, timeout and display come from ``%config LLMMagics``.
+    The result is that of ``gleitzeit_nb.batch``: a list, Series or DataFrame.
+    """
+    args, source, template = parse_line(line)
+    if cell is not None:
+        if template:
+            raise UsageError("With %%llm_batch the template is the cell body; the first line "
+                             "takes options and the SOURCE only.")
+        template = cell.strip() or None
+    if source is None:
+        raise UsageError("Which rows? Use %llm_batch [options] SOURCE [TEMPLATE], e.g. "
+                         "%llm_batch df.review -o out \"Summarise: {x}\".")
+    if args.out is not None and not args.out.isidentifier():
+        raise UsageError(f"-o needs a variable name, not {args.out!r}.")
+    user_ns = shell.user_ns
+    items = resolve_source(source, user_ns, images=args.images)
+    schema = None
+    if args.schema:
+        if args.schema not in user_ns:
+            raise UsageError(f"--schema '{args.schema}' is not defined in the notebook; "
+                             "define it first.")
+        schema = user_ns[args.schema]
+    conf = _config(shell)
+    model = args.model or (conf.get("vision_model") if args.images else conf.get("model")) or None
+    try:
+        result = run_batch(
+            items, template, model=model, concurrency=args.concurrency, schema=schema,
+            images=args.images, on_error=args.on_error,
+            system=args.system if args.system is not None else conf.get("system"),
+            temperature=_pick(args.temperature, conf.get("temperature")),
+            max_tokens=_pick(args.max_tokens, conf.get("max_tokens")), seed=args.seed,
+            host=conf.get("host") or None, timeout=conf.get("timeout", 120),
+            progress=False if args.no_progress else conf.get("display", "auto"),
+            max_image_edge=conf.get("max_image_edge", 1024), variables=user_ns)
+    except (KeyboardInterrupt, LLMError) as exc:
+        partial = getattr(exc, "partial", None)
+        if args.out and partial is not None:
+            user_ns[args.out] = partial
+        raise
+    if args.out:
+        user_ns[args.out] = result
+        return None
+    return result
+
+
+def parse_line(line: str) -> tuple[argparse.Namespace, str | None, str | None]:
+    """Split the magic's line into options, SOURCE and the template text (verbatim)."""
+    tokens: list[str] = []
+    source: str | None = None
+    rest = line.strip()
+    while rest:
+        word = rest.split(None, 1)[0]
+        flag = word.split("=", 1)[0]
+        if flag in _FLAGS:
+            tokens.append(word)
+            rest = rest[len(word):].lstrip()
+            if _FLAGS[flag] and "=" not in word:
+                if not rest:
+                    raise UsageError(f"{flag} needs a value.\n{_PARSER.format_usage().strip()}")
+                value, rest = _take_token(rest)
+                tokens.append(value)
+        elif word.startswith("--") and source is None:
+            raise UsageError(f"unknown option {word}\n{_PARSER.format_usage().strip()}")
+        elif source is None:
+            source, rest = _take_token(rest)
+        else:
+            break
+    return _PARSER.parse_args(tokens), source, _unquote(rest) or None
+
+
+def _take_token(text: str) -> tuple[str, str]:
+    """One word (brackets and quotes inside it kept together), or one quoted string."""
+    if text[0] in "'\"":
+        lexer = shlex.shlex(text, posix=True)
+        lexer.whitespace_split = True
+        try:
+            value = next(iter(lexer))
+        except ValueError as exc:
+            raise UsageError(f"Unbalanced quotes in {text!r}: {exc}") from None
+        return value, lexer.instream.read().lstrip()
+    depth, quote = 0, ""
+    for i, c in enumerate(text):
+        if quote:
+            quote = "" if c == quote else quote
+        elif c in "'\"":
+            quote = c
+        elif c == "[":
+            depth += 1
+        elif c == "]":
+            depth -= 1
+        elif c.isspace() and depth <= 0:
+            return text[:i], text[i:].lstrip()
+    return text, ""
+
+
+def _unquote(text: str) -> str:
+    text = text.strip()
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        try:
+            parts = shlex.split(text)
+        except ValueError:
+            return text
+        if len(parts) == 1:
+            return parts[0]
+    return text
+
+
+def resolve_source(source: str, user_ns: dict[str, Any], *, images: bool = False) -> Any:
+    """The value of ``name.attr["key"]…`` in the notebook (nothing is evaluated).
+
+    With ``images``, a SOURCE that is not a notebook variable is taken as a path or glob.
+    """
+    match = _SOURCE.fullmatch(source)
+    name = match and re.match(r"[^\W\d]\w*", source)
+    if not match or not name or name.group() not in user_ns:
+        if images:
+            return source
+        if not match:
+            raise UsageError(f"SOURCE must be a variable, optionally with .attr or [\"key\"] "
+                             f"steps (e.g. df.review or df['review']), not {source!r}.")
+        raise UsageError(f"'{name.group()}' is not defined in the notebook; define it first.")
+    value = user_ns[name.group()]
+    for step in _STEP.finditer(source, name.end()):
+        try:
+            if step["attr"] is not None:
+                value = getattr(value, step["attr"])
+            else:
+                value = value[_literal(step["index"])]
+        except (AttributeError, KeyError, IndexError, TypeError) as exc:
+            raise UsageError(f"{source}: {step.group()} does not apply "
+                             f"({type(exc).__name__}: {exc}).") from None
+    return value
+
+
+def _literal(text: str) -> Any:
+    return int(text) if text.lstrip("-").isdigit() else text[1:-1]
+
+
+def _pick(value: Any, default: Any) -> Any:
+    return value if value is not None else default
+
+
+def _config(shell: Any) -> dict[str, Any]:
+    """Settings of the registered ``LLMMagics`` (``%config LLMMagics``), if there is one."""
+    manager = getattr(shell, "magics_manager", None)
+    magics = manager.registry.get("LLMMagics") if manager is not None else None
+    if magics is None:
+        return {}
+    names = ("host", "model", "vision_model", "timeout", "temperature", "max_tokens", "system",
+             "max_image_edge", "display")
+    return {n: getattr(magics, n) for n in names if hasattr(magics, n)}

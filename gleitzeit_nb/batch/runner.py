@@ -1,0 +1,273 @@
+"""``run_batch``: the same prompt over many rows, through the execution engine, at the server's capacity."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ..core import LLM_PROTOCOL_V1, ExecutionEngine, ProtocolProviderRegistry, Task, TaskResult
+from ..core.errors import (InvalidParamsError, LLMError, ModelNotFoundError,
+                           ProviderUnavailableError, StructuredOutputError)
+from ..core.engine import TaskStatus
+from .items import Rows, build_rows
+from .limiter import Limit, choose_limit, dispatch
+from .progress import Progress, progress_mode
+from .results import RowOutcome, check_schema_fields, shape
+
+logger = logging.getLogger(__name__)
+
+ON_ERROR = ("collect", "raise", "skip")
+#: Errors that would fail every row alike: the batch stops at once whatever ``on_error`` says.
+FATAL = (ModelNotFoundError, ProviderUnavailableError, InvalidParamsError)
+
+
+def remember(result: Any) -> None:
+    """Keep ``result`` as ``gleitzeit_nb.batch.last_result``."""
+    package = sys.modules.get(__package__ or "")
+    if package is not None:
+        package.last_result = result
+
+
+def annotate(exc: BaseException, label: Any, kind: str) -> BaseException:
+    """Put the row into the error's message (same type, same attributes) and ``.row``."""
+    if getattr(exc, "row", None) is None:
+        where = f"row {label}" if kind == "list" else f"row {label!r}"
+        message = f"Batch {where}: {exc}"
+        exc.args = (message,)
+        if isinstance(exc, LLMError):
+            exc.message = message
+        exc.row = label  # type: ignore[attr-defined]
+    return exc
+
+
+def provider_pool(host: str | None, hosts: Sequence[str] | None, timeout: float) -> list[Any]:
+    """One provider per distinct host (shared with the magics, so connections are reused)."""
+    from ..notebook.connection import CONNECTIONS
+
+    wanted = ([host] if host or not hosts else []) + list(hosts or [])
+    providers: dict[str, Any] = {}
+    for h in wanted:
+        p = CONNECTIONS.provider(h, timeout)
+        providers.setdefault(p.base_url, p)
+    return list(providers.values())
+
+
+def make_engine(providers: Sequence[Any]) -> ExecutionEngine:
+    registry = ProtocolProviderRegistry()
+    registry.register_protocol(LLM_PROTOCOL_V1)
+    for p in providers:
+        registry.register_provider(provider_id=p.provider_id, protocol_id="llm/v1",
+                                   provider_instance=p)
+    return ExecutionEngine(registry)
+
+
+class Batch:
+    """One batch run: its rows, settings, and the outcome of every row as it finishes."""
+
+    def __init__(self, rows: Rows, *, model: str | None, schema: Any, images: bool,
+                 on_error: str, options: dict[str, Any], host: str | None,
+                 hosts: Sequence[str] | None, timeout: float, concurrency: int | None,
+                 progress: bool | str | None, max_image_edge: int | None) -> None:
+        if on_error not in ON_ERROR:
+            raise InvalidParamsError(f"on_error must be one of {', '.join(ON_ERROR)}, "
+                                     f"not {on_error!r}.", param="on_error")
+        self.rows = rows
+        self.model = model
+        self.schema = schema
+        self.images = images
+        self.on_error = on_error
+        self.options = {k: v for k, v in options.items() if v is not None}
+        self.host, self.hosts, self.timeout = host, hosts, timeout
+        self.concurrency = concurrency
+        self.progress_arg = progress
+        self.max_image_edge = max_image_edge
+        self.outcomes: list[RowOutcome | None] = [None] * len(rows)
+        for i, exc in rows.errors.items():
+            self.outcomes[i] = RowOutcome(error=exc)
+        self.limit: Limit | None = None
+        self.engine: ExecutionEngine | None = None
+        self.progress = Progress(len(rows), None)
+        self.started = time.monotonic()
+        self.aborted = False
+        if schema is not None:
+            from ..notebook.structured import format_for
+
+            self.options["format"] = format_for(schema)
+            if rows.kind == "frame":
+                check_schema_fields(schema)
+
+    # -- running -------------------------------------------------------------------------------
+    async def run(self) -> Any:
+        """Run every row; the shaped output (also kept as ``gleitzeit_nb.batch.last_result``)."""
+        todo = [i for i, o in enumerate(self.outcomes) if o is None]
+        if not todo:
+            return self._finish()
+        providers = provider_pool(self.host, self.hosts, self.timeout)
+        self.engine = make_engine(providers)
+        self.limit = choose_limit(self.concurrency, [p.base_url for p in providers])
+        if self.model is None:
+            from ..notebook.connection import CONNECTIONS
+
+            capability = "vision" if self.images else "completion"
+            self.model = await CONNECTIONS.pick_model(providers[0], capability)
+        logger.info("batch of %d rows with %s on %s: %s", len(todo), self.model,
+                    ", ".join(p.base_url for p in providers), self.limit.describe())
+        self.progress = Progress(len(self.rows), progress_mode(self.progress_arg))
+        self.started = time.monotonic()
+        self.progress.start()
+        if self.rows.errors:
+            self.progress.add(len(self.rows.errors), errors=len(self.rows.errors))
+        status = "failed"
+        try:
+            await dispatch(len(todo), lambda k: self._job(todo[k]), self.limit,
+                           lambda k, res: self._handle(todo[k], res), work=_work)
+            status = "done"
+        except BaseException as exc:
+            status = "interrupted" if isinstance(exc, (asyncio.CancelledError,
+                                                         KeyboardInterrupt)) else "failed"
+            self.aborted = True
+            exc.partial = self._finish()  # type: ignore[attr-defined]
+            raise
+        finally:
+            self.progress.close(status)
+            if self.limit.source == "learned":
+                logger.info("batch %s after %.1f s: %s", status,
+                            time.monotonic() - self.started, self.limit.describe())
+        return self._finish()
+
+    async def _job(self, i: int) -> TaskResult:
+        assert self.engine is not None
+        params: dict[str, Any] = {
+            "model": self.model,
+            "messages": [{"role": "user", "content": self.rows.prompts[i]}],
+            **self.options,
+        }
+        if self.images:
+            from ..core.image_prep import prepare_image
+
+            assert self.rows.images is not None
+            try:  # Pillow work off the event loop, so other rows keep streaming meanwhile
+                prepared = await asyncio.to_thread(prepare_image, self.rows.images[i],
+                                                   max_edge=self.max_image_edge)
+            except (LLMError, ValueError, TypeError, OSError) as exc:
+                return TaskResult(task_id=f"row-{i}", status=TaskStatus.FAILED, error=exc)
+            params["images"] = [prepared.b64]
+        method = "vision" if self.images else "chat"
+        return await self.engine.execute_task(Task(id=f"row-{i}", method=method, params=params))
+
+    def _handle(self, i: int, res: TaskResult) -> None:
+        if res.ok:
+            reply = res.result
+            value, error = reply["response"], None
+            if self.schema is not None:
+                from ..notebook.structured import parse_reply
+
+                try:
+                    value = parse_reply(value, self.schema, done_reason=reply.get("done_reason"))
+                except StructuredOutputError as exc:
+                    value, error = None, exc
+            outcome = RowOutcome(value, error, reply.get("eval_count"), res.duration,
+                                 res.provider_id)
+        else:
+            outcome = RowOutcome(None, res.error, None, res.duration or None, res.provider_id)
+        self.outcomes[i] = outcome
+        self.progress.add(errors=1 if outcome.error is not None else 0)
+        if outcome.error is not None:
+            logger.debug("row %s failed: %s", self.rows.labels[i], outcome.error)
+            if self.on_error == "raise" or isinstance(outcome.error, FATAL):
+                raise annotate(outcome.error, self.rows.labels[i], self.rows.kind)
+
+    def _finish(self) -> Any:
+        limit = self.limit
+        info = {"concurrency": limit.limit if limit else None,
+                "concurrency_source": limit.source if limit else None,
+                "elapsed": time.monotonic() - self.started, "aborted": self.aborted,
+                "model": self.model}
+        out = shape(self.rows, self.outcomes, skip=self.on_error == "skip", schema=self.schema,
+                    info=info)
+        remember(out)
+        return out
+
+
+def _work(res: TaskResult) -> float:
+    if not res.ok:
+        return 0.0
+    return float(res.result.get("eval_count") or res.result.get("tokens_used") or 1)
+
+
+def _batch(items: Any, prompt: str | None, *, variables: Mapping[str, Any] | None,
+           images: bool, **kw: Any) -> Batch:
+    rows = build_rows(items, prompt, images=images, variables=variables)
+    options = {k: kw.pop(k) for k in ("system", "temperature", "max_tokens", "seed")}
+    return Batch(rows, images=images, options=options, **kw)
+
+
+async def run_batch_async(items: Any, prompt: str | None = None, *, model: str | None = None,
+                          concurrency: int | None = None, schema: Any = None,
+                          images: bool = False, on_error: str = "collect",
+                          system: str | None = None, temperature: float | None = None,
+                          max_tokens: int | None = None, seed: int | None = None,
+                          host: str | None = None, hosts: Sequence[str] | None = None,
+                          timeout: float = 120, progress: bool | str | None = "auto",
+                          max_image_edge: int | None = 1024,
+                          variables: Mapping[str, Any] | None = None) -> Any:
+    """``run_batch`` for async code (same arguments and result)."""
+    batch = _batch(items, prompt, variables=variables, images=images, model=model,
+                   concurrency=concurrency, schema=schema, on_error=on_error, system=system,
+                   temperature=temperature, max_tokens=max_tokens, seed=seed, host=host,
+                   hosts=hosts, timeout=timeout, progress=progress,
+                   max_image_edge=max_image_edge)
+    return await batch.run()
+
+
+def run_batch(items: Any, prompt: str | None = None, *, model: str | None = None,
+              concurrency: int | None = None, schema: Any = None, images: bool = False,
+              on_error: str = "collect", system: str | None = None,
+              temperature: float | None = None, max_tokens: int | None = None,
+              seed: int | None = None, host: str | None = None,
+              hosts: Sequence[str] | None = None, timeout: float = 120,
+              progress: bool | str | None = "auto", max_image_edge: int | None = 1024,
+              variables: Mapping[str, Any] | None = None) -> Any:
+    """Ask the same question of many items, as many at once as the server can take.
+
+    ``items``: a list of prompts; a list with ``prompt`` a template (``{item}``/``{x}`` for the
+    value, ``{field}`` for dict items); a pandas Series (``{x}``, ``{item}`` or the Series' name);
+    a DataFrame with ``prompt`` using ``{column}`` fields; or with ``images=True`` a list of
+    images (paths, PIL images, arrays) or a glob like ``"photos/*.jpg"`` (sorted), ``prompt``
+    being the question asked of each. ``variables`` supplies further template names.
+
+    Returns, in input order: for a list a ``BatchResult`` (a list of replies, or validated
+    objects with ``schema``; failed rows None, their errors in ``.errors``, per-row ``.stats``);
+    for a Series a Series with the same index (errors in ``.attrs["errors"]``); for a DataFrame
+    a DataFrame with the same index holding ``answer`` (with ``schema``: one typed column per
+    field), ``error``, ``eval_count`` and ``seconds``.
+
+    ``on_error``: "collect" keeps going and records each failed row; "raise" stops at the first
+    failure and raises it (its type, the row in the message and ``.row``); "skip" leaves failed
+    rows out. A missing model, an unreachable server or invalid parameters stop the batch in
+    any mode. ``concurrency=None`` uses the server's capacity: ``OLLAMA_NUM_PARALLEL`` for a
+    local server, else learned while running (see ``result.concurrency_source``). ``hosts``
+    spreads the rows over several servers.
+
+    An interrupt (or any early stop) cancels every request in flight; the rows finished so far
+    are on the exception as ``.partial`` and kept as ``gleitzeit_nb.batch.last_result``.
+    """
+    from ..notebook import bridge
+
+    batch = _batch(items, prompt, variables=variables, images=images, model=model,
+                   concurrency=concurrency, schema=schema, on_error=on_error, system=system,
+                   temperature=temperature, max_tokens=max_tokens, seed=seed, host=host,
+                   hosts=hosts, timeout=timeout, progress=progress,
+                   max_image_edge=max_image_edge)
+    try:
+        return bridge.run(batch.run())
+    except KeyboardInterrupt as exc:
+        # The bridge has cancelled the run and awaited its cleanup; keep what finished.
+        if getattr(exc, "partial", None) is None:
+            batch.aborted = True
+            exc.partial = batch._finish()  # type: ignore[attr-defined]
+        raise
