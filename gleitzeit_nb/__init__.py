@@ -27,6 +27,7 @@ _LAZY = {
     "Reply": "gleitzeit_nb.notebook.replies",
     "prepare_image": "gleitzeit_nb.core.image_prep",
     "batch": "gleitzeit_nb.batch",
+    "replay_mode": "gleitzeit_nb.replay.active",
     "embed": "gleitzeit_nb.batch",
 }
 

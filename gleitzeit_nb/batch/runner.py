@@ -9,6 +9,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from .. import replay
 from ..core import LLM_PROTOCOL_V1, ExecutionEngine, ProtocolProviderRegistry, Task, TaskResult
 from ..core.errors import (InvalidParamsError, LLMError, ModelNotFoundError,
                            ProviderUnavailableError, StructuredOutputError)
@@ -86,6 +87,7 @@ class Batch:
         self.progress_arg = progress
         self.max_image_edge = max_image_edge
         self.outcomes: list[RowOutcome | None] = [None] * len(rows)
+        self._keys: dict[int, str] = {}  # row -> replay key, while the row is live
         for i, exc in rows.errors.items():
             self.outcomes[i] = RowOutcome(error=exc)
         self.limit: Limit | None = None
@@ -157,7 +159,27 @@ class Batch:
                 return TaskResult(task_id=f"row-{i}", status=TaskStatus.FAILED, error=exc)
             params["images"] = [prepared.b64]
         method = "vision" if self.images else "chat"
+        replayer = replay.current()
+        if replayer.active:
+            hit = self._lookup(i, replayer, params)
+            if hit is not None:
+                now = time.time()
+                return TaskResult(task_id=f"row-{i}", status=TaskStatus.COMPLETED, started_at=now,
+                                  finished_at=now, provider_id="replay", result={
+                                      "response": hit.text, "thinking": hit.thinking,
+                                      "eval_count": (hit.stats or {}).get("eval_count"),
+                                      "done_reason": hit.done_reason, "model": hit.model})
         return await self.engine.execute_task(Task(id=f"row-{i}", method=method, params=params))
+
+    def _lookup(self, i: int, replayer: Any, params: dict[str, Any]) -> Any:
+        """The recorded reply of row ``i`` (keyed like the chat pipeline), or None to go live."""
+        user = dict(params["messages"][-1])
+        if params.get("images"):
+            user["images"] = params["images"]
+        options = {k: v for k, v in params.items() if k not in ("model", "messages", "images")}
+        request = {"provider": "ollama", "model": self.model, "messages": [user], "options": options}
+        self._keys[i] = replayer.key(**request)
+        return replayer.lookup(**request, key=self._keys[i])
 
     def _handle(self, i: int, res: TaskResult) -> None:
         if res.ok:
@@ -172,6 +194,11 @@ class Batch:
                     value, error = None, exc
             outcome = RowOutcome(value, error, reply.get("eval_count"), res.duration,
                                  res.provider_id)
+            key = self._keys.pop(i, None)
+            if key is not None and error is None and res.provider_id != "replay":
+                replay.current().save(key, text=reply["response"], thinking=reply.get("thinking") or "",
+                                      stats={k: reply.get(k) for k in _STAT_KEYS},
+                                      model=reply.get("model") or self.model, status="done")
         else:
             outcome = RowOutcome(None, res.error, None, res.duration or None, res.provider_id)
         self.outcomes[i] = outcome
@@ -191,6 +218,10 @@ class Batch:
                     info=info)
         remember(out)
         return out
+
+
+_STAT_KEYS = ("eval_count", "eval_duration", "prompt_eval_count", "load_duration",
+              "total_duration", "done_reason")
 
 
 def _work(res: TaskResult) -> float:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..core.errors import StreamError
+from .. import replay
 from ..core.image_prep import PreparedImage
 from . import bridge
 from .connection import CONNECTIONS, Connections, stream_reply
@@ -66,6 +67,15 @@ async def ask_async(req: Request, conn: Connections = CONNECTIONS) -> Reply:
 
     display = ReplyDisplay(model=model, mode=req.display, show_stats=req.show_stats) \
         if req.display else _Silent()
+    replayer = replay.current()
+    key = None
+    if replayer.active:
+        request = {"provider": "ollama", "model": model, "messages": params["messages"],
+                   "options": {k: v for k, v in params.items() if k not in ("model", "messages")}}
+        key = replayer.key(**request)
+        hit = replayer.lookup(**request, key=key)
+        if hit is not None:
+            return _finish(req, session, user, model, _replayed(hit, model, display))
     try:
         reply = await stream_reply(provider, "chat", params, display)
     except (KeyboardInterrupt, asyncio.CancelledError):
@@ -76,11 +86,27 @@ async def ask_async(req: Request, conn: Connections = CONNECTIONS) -> Reply:
         if req.remember:
             session.add_turn(user, exc.partial, interrupted=True, model=model)
         raise
+    _finish(req, session, user, model, reply)
+    if key is not None:  # after parsing succeeded: a bad reply is never recorded
+        replayer.save(key, text=reply.text, thinking=reply.thinking, stats=reply.stats,
+                      model=reply.model, status=reply.status)
+    return reply
+
+
+def _finish(req: Request, session: Any, user: dict[str, Any], model: str, reply: Reply) -> Reply:
     if req.remember:
         session.add_turn(user, reply.text, model=model)
     if req.json or req.schema is not None:
         reply.value = parse_reply(reply.text, req.schema, done_reason=reply.stats.get("done_reason"))
     return reply
+
+
+def _replayed(hit: Any, model: str, display: Any) -> Reply:
+    """Show a recorded reply exactly as a live one ends, with its recorded stats."""
+    display.add(hit.text, hit.thinking)
+    display.finish(stats=hit.stats, status="replayed")
+    return Reply(hit.text, thinking=hit.thinking, stats=hit.stats, model=hit.model or model,
+                 status="replayed")
 
 
 class _Silent:
@@ -118,7 +144,7 @@ def chat(prompt: str, *, model: str | None = None, session: str | None = None, n
     """Ask a model from Python code (scripts, loops): the twin of ``%%llm``.
 
     Returns a ``Reply`` (a ``str`` with ``.thinking``, ``.stats``, ``.value`` for JSON/schema
-    replies). ``display`` is None (show nothing), "auto", "live", "final" or "terminal".
+    replies). Record/replay follows ``gleitzeit_nb.replay_mode`` / ``GLEITZEIT_REPLAY``. ``display`` is None (show nothing), "auto", "live", "final" or "terminal".
     Conversation memory works as in the magic: ``session`` names it, ``new`` restarts it.
     """
     from ..core.image_prep import prepare_image

@@ -7,7 +7,7 @@ from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
-from traitlets import Bool, Enum, Float, Int, TraitError, Unicode, validate
+from traitlets import Bool, Enum, Float, Int, TraitError, Unicode, observe, validate
 from traitlets.config import Configurable
 
 from ..core.errors import LLMError
@@ -37,6 +37,18 @@ class LLMMagics(Magics, Configurable):
                    help="live: stream updates; final: one output at the end (headless runs, nbval); "
                         "auto: live under a Jupyter front end, final otherwise").tag(config=True)
     debug = Bool(False, help="Show full tracebacks for gleitzeit_nb errors").tag(config=True)
+    replay = Enum(["off", "record", "replay", "auto"], "off",
+                  help="Record/replay of calls: record (always live, store replies), replay (only "
+                       "recordings; a miss is an error), auto (replay hits, record misses). "
+                       "GLEITZEIT_REPLAY overrides").tag(config=True)
+    store = Unicode("", help="Recordings file; empty: llm-replay.sqlite beside the notebook. "
+                             "GLEITZEIT_STORE overrides").tag(config=True)
+
+    @observe("replay", "store")
+    def _replay_changed(self, change: dict[str, Any]) -> None:
+        from ..replay import configure
+
+        configure(self.replay, self.store or None)
 
     @validate("temperature")
     def _check_temperature(self, proposal: dict[str, Any]) -> float | None:
@@ -112,6 +124,23 @@ class LLMMagics(Magics, Configurable):
         from ..batch.magic import llm_batch_magic
 
         return llm_batch_magic(self.shell, line, cell)
+
+    @line_magic
+    def llm_store(self, line: str) -> str:
+        """The record/replay store: ``%llm_store`` (mode, file, count, size) or
+        ``%llm_store prune`` (delete recordings this kernel has not used)."""
+        from ..replay import current
+
+        rp = current()
+        if line.strip() == "prune":
+            removed = rp.store.prune(rp.used)
+            return f"pruned {removed} unused recordings; {rp.store.count()} kept in {rp.path}"
+        if line.strip():
+            raise UsageError("Use %llm_store, or %llm_store prune.")
+        if not rp.path.exists():
+            return f"replay mode {rp.mode}; no store yet at {rp.path}"
+        return (f"replay mode {rp.mode}; {rp.store.count()} recordings, "
+                f"{rp.store.size_bytes() / 1024:.0f} kB in {rp.path}")
 
     # -- vision --------------------------------------------------------------------------------
     @line_cell_magic

@@ -1,0 +1,95 @@
+"""Record against the simulator, replay with it stopped: chat(), batch() and the magics."""
+
+import io
+
+import pytest
+from PIL import Image
+
+import gleitzeit_nb
+from gleitzeit_nb.errors import ReplayMissError, StreamError
+from gleitzeit_nb.replay import current
+from gleitzeit_nb.testing import OllamaSimulator
+
+from .kernel import Kernel
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch):
+    path = tmp_path / "rec.sqlite"
+    monkeypatch.setenv("GLEITZEIT_STORE", str(path))
+    monkeypatch.setenv("GLEITZEIT_REPLAY", "record")
+    yield path
+    monkeypatch.setenv("GLEITZEIT_REPLAY", "off")
+    current()
+
+
+def png(color) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (20, 20), color).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_record_then_replay_offline(store, monkeypatch):
+    with OllamaSimulator() as sim:
+        url = sim.url
+        a = gleitzeit_nb.chat("First question", model="llama3.2", host=url, session="s", seed=1)
+        b = gleitzeit_nb.chat("Second question", model="llama3.2", host=url, session="s", seed=1)
+        v = gleitzeit_nb.chat("What is this?", model="llava", host=url, images=[png("red")],
+                              remember=False)
+        sim.inject("mid_stream_error", after=2, message="boom")
+        with pytest.raises(StreamError):
+            gleitzeit_nb.chat("Will fail", model="llama3.2", host=url, remember=False)
+    assert current().store.count() == 3  # the failed call was not recorded
+
+    monkeypatch.setenv("GLEITZEIT_REPLAY", "replay")  # the simulator is gone now
+    a2 = gleitzeit_nb.chat("First question", model="llama3.2", host=url, session="s2", seed=1)
+    b2 = gleitzeit_nb.chat("Second question", model="llama3.2", host=url, session="s2", seed=1)
+    v2 = gleitzeit_nb.chat("What is this?", model="llava", host=url, images=[png("red")],
+                           remember=False)
+    assert (a2, b2, v2) == (a, b, v) and b2.status == "replayed"
+    assert b2.stats["eval_count"] == b.stats["eval_count"]
+
+    for kwargs, what in (({"seed": 2}, "seed"), ({"temperature": 0.5}, "temperature")):
+        with pytest.raises(ReplayMissError, match="First question") as info:
+            gleitzeit_nb.chat("First question", model="llama3.2", host=url, session="m",
+                              new=True, **{"seed": 1, **kwargs})
+        assert "GLEITZEIT_REPLAY=record" in str(info.value), what
+    with pytest.raises(ReplayMissError):  # same prompt after a different earlier turn
+        gleitzeit_nb.chat("Other opener", model="llama3.2", host=url, session="x", seed=1)
+    with pytest.raises(ReplayMissError):  # an image's bytes changed
+        gleitzeit_nb.chat("What is this?", model="llava", host=url, images=[png("blue")],
+                          remember=False)
+
+
+def test_batch_rows_replay(store, monkeypatch):
+    prompts = [f"Classify ticket {i}" for i in range(6)]
+    with OllamaSimulator() as sim:
+        url = sim.url
+        live = gleitzeit_nb.batch(prompts, model="llama3.2", host=url, progress=False)
+    assert current().store.count() == 6
+    monkeypatch.setenv("GLEITZEIT_REPLAY", "replay")
+    again = gleitzeit_nb.batch(prompts, model="llama3.2", host=url, progress=False)
+    assert list(again) == list(live) and not again.errors
+
+
+def test_kernel_replay_is_byte_identical(tmp_path):
+    store = tmp_path / "k.sqlite"
+    code = ("%load_ext gleitzeit_nb\n%config LLMMagics.model = 'qwen3'\n"
+            "%config LLMMagics.display = 'final'\n")
+    cells = ["%%llm --think\nExplain <b>tides</b> briefly", "%%llm -o r\nAnd the moon?"]
+    with OllamaSimulator() as sim:
+        k = Kernel({"OLLAMA_HOST": sim.url, "GLEITZEIT_STORE": str(store), "GLEITZEIT_REPLAY": "auto"})
+        k.run(code)
+        recorded = [k.run(c).final_outputs() for c in cells]
+        k.shutdown()
+    runs = []
+    for _ in range(2):  # the simulator is stopped: replay only
+        k = Kernel({"OLLAMA_HOST": sim.url, "GLEITZEIT_STORE": str(store), "GLEITZEIT_REPLAY": "replay"})
+        k.run(code)
+        runs.append([list(k.run(c).final_outputs().values()) for c in cells])
+        k.shutdown()
+    assert runs[0] == runs[1]
+    first = runs[0][0][0]
+    assert "replayed" in first["text/markdown"] and "&lt;b>" not in first["text/plain"]
+    assert [list(r.values())[0]["text/plain"].split("\n[")[0] for r in recorded] == \
+        [cell[0]["text/plain"].split("\n[")[0] for cell in runs[0]]
