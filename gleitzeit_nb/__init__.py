@@ -9,9 +9,13 @@ Names below are imported on first use, so loading the extension stays fast.
 from __future__ import annotations
 
 import importlib
+import logging
 from typing import Any
 
 __version__ = "0.1.0"
+
+# A library logs; the application decides what is shown (retries are WARNINGs in this tree).
+logging.getLogger("gleitzeit_nb").addHandler(logging.NullHandler())
 
 _LAZY = {
     "LLM_PROTOCOL_V1": "gleitzeit_nb.core",

@@ -23,6 +23,6 @@ def test_quick_start_has_exactly_two_commands():
     text = README.read_text(encoding="utf-8")
     section = text.split("## Quick start", 1)[1].split("\n## ", 1)[0]
     commands = re.findall(r"```bash\n(.*?)```", section, re.S)[0].strip().splitlines()
-    assert [c.split("#")[0].strip() for c in commands] == ["./run demo", "./run test"]
+    assert [c.split("#")[0].strip() for c in commands] == ["./run report", "./run test"]
     ci = (README.parent / ".ci" / "run").read_text()
     assert "./run test" in ci

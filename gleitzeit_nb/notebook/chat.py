@@ -7,6 +7,7 @@ the kernel's loop through the bridge.
 from __future__ import annotations
 
 import asyncio
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,6 +77,8 @@ async def ask_async(req: Request, conn: Connections = CONNECTIONS) -> Reply:
         hit = replayer.lookup(**request, key=key)
         if hit is not None:
             return _finish(req, session, user, model, _replayed(hit, model, display))
+    if req.images and req.model:
+        await _warn_if_blind(conn, provider, model)
     try:
         reply = await stream_reply(provider, "chat", params, display)
     except (KeyboardInterrupt, asyncio.CancelledError):
@@ -99,6 +102,16 @@ def _finish(req: Request, session: Any, user: dict[str, Any], model: str, reply:
     if req.json or req.schema is not None:
         reply.value = parse_reply(reply.text, req.schema, done_reason=reply.stats.get("done_reason"))
     return reply
+
+
+async def _warn_if_blind(conn: Connections, provider: Any, model: str) -> None:
+    """Warn (naming the installed vision models) when ``model`` cannot see images."""
+    others = await conn.missing_capability(provider, model, "vision")
+    if others is not None:
+        hint = (f"installed vision models: {', '.join(others)}" if others
+                else "install one with `ollama pull llava`")
+        warnings.warn(f"'{model}' has no vision capability and may ignore the image; {hint}.",
+                      stacklevel=2)
 
 
 def _replayed(hit: Any, model: str, display: Any) -> Reply:

@@ -162,9 +162,6 @@ class LLMMagics(Magics, Configurable):
         prepared = prepare_and_show(obj, max_edge=args.max_edge or self.max_image_edge,
                                     mode=self.display)
         model = args.model or self.vision_model or None
-        if model:
-            from .vision import warn_if_not_vision
-            warn_if_not_vision(self.conn, self.conn.provider(self.host or None, self.timeout), model)
         req = self._request(prompt, args, session=args.session, new=False)
         req.model, req.images, req.remember = model, [prepared], args.session is not None
         self._store(args.out, ask(req))

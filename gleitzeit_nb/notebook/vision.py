@@ -5,15 +5,11 @@ from __future__ import annotations
 import base64
 import os
 import shlex
-import warnings
 from typing import Any
 
 from IPython.core.error import UsageError
 
 from ..core.image_prep import PreparedImage, prepare_image
-from ..providers import OllamaProvider
-from . import bridge
-from .connection import Connections
 from .display import resolve_mode
 
 
@@ -51,14 +47,3 @@ def prepare_and_show(obj: Any, *, max_edge: int, mode: str) -> PreparedImage:
         display({"image/png": base64.b64encode(prepared.thumbnail_png()).decode("ascii"),
                  "text/plain": f"[{caption}]"}, raw=True, metadata={"image/png": {"alt": caption}})
     return prepared
-
-
-def warn_if_not_vision(conn: Connections, provider: OllamaProvider, model: str) -> None:
-    """Warn (and name the installed vision models) when ``model`` cannot see images."""
-    others = bridge.run(conn.missing_capability(provider, model, "vision"))
-    if others is None:
-        return
-    hint = (f"installed vision models: {', '.join(others)}" if others
-            else "install one with `ollama pull llava`")
-    warnings.warn(f"'{model}' has no vision capability and may ignore the image; {hint}.",
-                  stacklevel=2)

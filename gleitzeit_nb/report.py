@@ -1,0 +1,79 @@
+"""The main job: execute the demo notebooks headless and write them as HTML reports.
+
+    python -m gleitzeit_nb.report [NOTEBOOK_DIR] [--out DIR] [--live]
+
+By default every LLM call is replayed from the recordings committed beside the notebooks
+(``GLEITZEIT_REPLAY=replay``), so it runs offline on any machine. ``--live`` calls the Ollama
+server at ``OLLAMA_HOST`` instead and records the replies (``GLEITZEIT_REPLAY=record``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+
+def run_notebook(path: Path, out_dir: Path, *, mode: str, save: bool = False,
+                 timeout: int = 600) -> Path:
+    """Execute ``path`` in a fresh kernel (cwd = its folder) and write ``out_dir/<name>.html``.
+
+    ``save`` writes the executed notebook back (its outputs become the committed reference).
+    """
+    import nbformat
+    from nbclient import NotebookClient
+    from nbconvert import HTMLExporter
+
+    nb = nbformat.read(path, as_version=4)
+    os.environ["GLEITZEIT_REPLAY"] = mode
+    os.environ.setdefault("GLEITZEIT_DISPLAY", "final")
+    NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                   resources={"metadata": {"path": str(path.parent)}}).execute()
+    if save:
+        nbformat.write(nb, path)
+    html, _ = HTMLExporter().from_notebook_node(nb)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    target = out_dir / f"{path.stem}.html"
+    target.write_text(html, encoding="utf-8")
+    return target
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m gleitzeit_nb.report", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("notebooks", nargs="?", default="notebooks", help="folder of .ipynb files")
+    parser.add_argument("--out", default="build/report", help="where the HTML goes")
+    parser.add_argument("--live", action="store_true",
+                        help="call the Ollama server (OLLAMA_HOST) and record, instead of replaying")
+    parser.add_argument("--save", action="store_true",
+                        help="write the executed notebooks back (after a replay run, to commit them)")
+    args = parser.parse_args(argv)
+    folder = Path(args.notebooks)
+    paths = sorted(p for p in folder.glob("*.ipynb") if not p.name.startswith("."))
+    if not paths:
+        print(f"No notebooks in {folder}/", file=sys.stderr)
+        return 1
+    mode = "record" if args.live else "replay"
+    print(f"Running {len(paths)} notebooks from {folder}/ ({'live, recording' if args.live else 'replaying recordings, offline'})")
+    from nbclient.exceptions import CellExecutionError
+
+    written = []
+    for path in paths:
+        started = time.perf_counter()
+        try:
+            written.append(run_notebook(path, Path(args.out), mode=mode, save=args.save))
+        except CellExecutionError as exc:
+            summary = str(exc).strip().splitlines()
+            print(f"  {path.name}: a cell failed:\n    " + "\n    ".join(summary[-6:]), file=sys.stderr)
+            return 1
+        print(f"  {path.name} → {written[-1]} ({time.perf_counter() - started:.1f} s)")
+    print(f"Report written: {written[-1].resolve() if len(written) == 1 else Path(args.out).resolve()}")
+    for w in written:
+        print(f"  {w.resolve()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

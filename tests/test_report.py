@@ -1,0 +1,53 @@
+"""The main job: notebooks replayed offline into HTML; two runs give identical cell outputs."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+
+NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+
+
+def outputs(path: Path) -> str:
+    nb = nbformat.read(path, as_version=4)
+    NotebookClient(nb, timeout=120, kernel_name="python3",
+                   resources={"metadata": {"path": str(path.parent)}}).execute()
+    return json.dumps([c.get("outputs", []) for c in nb.cells], sort_keys=True)
+
+
+def test_report_runs_offline_and_writes_html(tmp_path, dead_url):
+    env = {**os.environ, "OLLAMA_HOST": dead_url}  # no server: everything must come from recordings
+    proc = subprocess.run([sys.executable, "-m", "gleitzeit_nb.report", str(NOTEBOOKS),
+                           "--out", str(tmp_path)], capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr
+    for name in ("quickstart", "vision", "report"):
+        html = (tmp_path / f"{name}.html").read_text(encoding="utf-8")
+        assert "replayed" in html and "Traceback" not in html
+    assert str(tmp_path) in proc.stdout
+
+
+def test_two_replays_are_byte_identical(monkeypatch, dead_url):
+    monkeypatch.setenv("GLEITZEIT_REPLAY", "replay")
+    monkeypatch.setenv("GLEITZEIT_DISPLAY", "final")
+    monkeypatch.setenv("OLLAMA_HOST", dead_url)
+    for path in sorted(NOTEBOOKS.glob("*.ipynb")):
+        assert outputs(path) == outputs(path), path.name
+
+
+def test_changed_prompt_is_a_clear_miss(tmp_path, monkeypatch, dead_url):
+    nb = nbformat.read(NOTEBOOKS / "quickstart.ipynb", as_version=4)
+    cell = next(c for c in nb.cells if c.source.startswith("%%llm\nExplain"))
+    cell.source = cell.source.replace("three", "four")
+    (tmp_path / "llm-replay.sqlite").write_bytes((NOTEBOOKS / "llm-replay.sqlite").read_bytes())
+    monkeypatch.setenv("GLEITZEIT_REPLAY", "replay")
+    monkeypatch.setenv("OLLAMA_HOST", dead_url)
+    client = NotebookClient(nb, timeout=120, kernel_name="python3", allow_errors=True,
+                            resources={"metadata": {"path": str(tmp_path)}})
+    client.execute()
+    errors = [o for c in nb.cells for o in c.get("outputs", []) if o.output_type == "error"]
+    assert errors and errors[0].ename == "ReplayMissError"
+    assert "Explain in four bullet points" in errors[0].evalue and "record" in errors[0].evalue
