@@ -24,6 +24,14 @@ def _think(value: str) -> str:
     return value
 
 
+def _sampling(p: argparse.ArgumentParser) -> None:
+    """The generation options every asking magic takes."""
+    p.add_argument("-t", "--temperature", type=float, help="sampling temperature, 0–2")
+    p.add_argument("--max-tokens", type=int, help="stop after this many tokens")
+    p.add_argument("--seed", type=int, help="random seed (same seed + prompt → same reply)")
+    p.add_argument("-o", "--out", metavar="VAR", help="store the result in this variable")
+
+
 def llm_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="%%llm", add_help=False,
                 description="Chat with a local model; the cell (or the rest of the line) is the prompt.")
@@ -31,16 +39,13 @@ def llm_parser() -> argparse.ArgumentParser:
     p.add_argument("-s", "--session", help="conversation to continue (default: this notebook's)")
     p.add_argument("--new", action="store_true", help="start the session afresh")
     p.add_argument("--system", help="system prompt for this request")
-    p.add_argument("-t", "--temperature", type=float, help="sampling temperature, 0–2")
-    p.add_argument("--max-tokens", type=int, help="stop after this many tokens")
-    p.add_argument("--seed", type=int, help="random seed (same seed + prompt → same reply)")
+    _sampling(p)
     p.add_argument("--file", help="a text file to put before the prompt")
     p.add_argument("--json", action="store_true", help="ask for JSON; the result is the parsed object")
     p.add_argument("--schema", metavar="VAR",
                    help="a pydantic model class or JSON-schema dict in the notebook; the result is validated")
     p.add_argument("--think", nargs="?", const=True, type=_think, metavar="LEVEL",
                    help="show the model's thinking (thinking models); optional level low|medium|high")
-    p.add_argument("-o", "--out", metavar="VAR", help="store the result in this variable")
     return p
 
 
@@ -50,10 +55,7 @@ def vision_parser() -> argparse.ArgumentParser:
     p.add_argument("-m", "--model", help="vision model (default: LLMMagics.vision_model, else one installed)")
     p.add_argument("-s", "--session", help="also keep the exchange in this chat session")
     p.add_argument("--max-edge", type=int, help="longest edge sent, in pixels (default: LLMMagics.max_image_edge)")
-    p.add_argument("-t", "--temperature", type=float, help="sampling temperature, 0–2")
-    p.add_argument("--max-tokens", type=int, help="stop after this many tokens")
-    p.add_argument("--seed", type=int, help="random seed")
-    p.add_argument("-o", "--out", metavar="VAR", help="store the reply in this variable")
+    _sampling(p)
     return p
 
 
