@@ -64,4 +64,9 @@ async def test_cancel_before_first_byte_disconnects(provider, sim):
 async def test_connection_reused_after_complete_stream(provider, sim):
     for _ in range(3):
         await provider.handle_request("chat", chat_params())
-    assert sim.disconnects == []  # complete replies leave the pooled connection open
+        stream = await provider.stream_request("chat", chat_params())
+        await stream.collect()
+    assert sim.disconnects == []
+    # The body is read to its end, so the one keep-alive connection goes back to the pool.
+    pool = provider._transport.client()._transport._pool
+    assert [c.is_idle() for c in pool.connections] == [True]

@@ -122,8 +122,9 @@ class ChatStream:
         # incremental decoder keeps a UTF-8 sequence split across two reads intact.
         decode = codecs.getincrementaldecoder("utf-8")(errors="replace").decode
         pending = ""
+        reads = response.aiter_bytes()
         try:
-            async for data in response.aiter_bytes():
+            async for data in reads:
                 text = decode(data)
                 lines = (pending + text if pending else text).split("\n")
                 pending = lines.pop()
@@ -156,6 +157,8 @@ class ChatStream:
                         self.stats["model"] = obj.get("model", self.model)
                         self._log_end()
                         yield StreamChunk(content, thinking, True, self.stats)
+                        async for _ in reads:  # the body's end: lets the connection be reused
+                            pass
                         return
                     yield StreamChunk(content, thinking)
             if pending.strip():
@@ -168,6 +171,9 @@ class ChatStream:
         except httpx.TransportError as exc:
             raise self._error(f"dropped the connection ({type(exc).__name__})") from None
         finally:
+            # Leaving the loop early (done, error, cancel) must close httpx's generator here, or
+            # it is finalised later on a loop that may never run again.
+            await reads.aclose()  # type: ignore[attr-defined]
             await response.aclose()
 
     def _error(self, what: str) -> StreamError:

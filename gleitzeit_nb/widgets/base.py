@@ -1,0 +1,147 @@
+"""What both panels share: model dropdown, running one request as a task, Stop, status line."""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import ipywidgets as w
+
+from ..notebook import bridge
+from ..notebook.connection import CONNECTIONS
+from ..notebook.replies import Reply
+from .stream import WidgetStream
+
+AUTO = "(auto)"
+
+
+def schedule(coro: Awaitable[Any]) -> asyncio.Task[Any]:
+    """A task on the running loop (the kernel's, in a cell or widget callback); never blocks.
+
+    Without a running loop (a script) the bridge's loop is used; the task runs when it does.
+    """
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        loop = bridge.current_loop()
+    return loop.create_task(coro)  # type: ignore[arg-type]
+
+
+def show_bundle(out: w.Output, bundle: dict[str, str]) -> None:
+    """Replace what ``out`` shows with one MIME bundle (no capture context needed)."""
+    out.outputs = ({"output_type": "display_data", "data": bundle, "metadata": {}},)
+
+
+class PanelBase(w.VBox):
+    """A VBox with one request at a time: ``_start(coro)`` schedules it, ``stop()`` cancels it."""
+
+    capability = "completion"
+
+    def __init__(self, *, model: str | None, host: str | None, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.host = host
+        self.error: str | None = None
+        self._task: asyncio.Task[Any] | None = None
+        self._stream: WidgetStream | None = None
+        self.model_picker = w.Dropdown(options=[AUTO] + ([model] if model else []),
+                                       value=model or AUTO, description="Model",
+                                       layout=w.Layout(width="auto"))
+        self.stop_button = w.Button(description="Stop", icon="stop", disabled=True,
+                                    button_style="warning", tooltip="Stop the running request")
+        self.stop_button.on_click(lambda _: self.stop())
+        self.status = w.HTML(value="")
+        self._models_task = schedule(self._load_models())
+
+    # -- models ------------------------------------------------------------------------------
+    @property
+    def model(self) -> str | None:
+        """The chosen model, or None to let the server's first loaded/installed one answer."""
+        value = self.model_picker.value
+        return None if value in (None, AUTO) else str(value)
+
+    async def _load_models(self) -> None:
+        try:
+            provider = CONNECTIONS.provider(self.host)
+            infos = await CONNECTIONS.models(provider)
+        except Exception as exc:  # shown, never raised into the log
+            self._set_status(f"⚠ could not list models: {exc}")
+            return
+        names = [i.name for i in infos if self.capability in i.capabilities]
+        current = self.model_picker.value
+        options = [AUTO] + names + ([current] if current not in names and current != AUTO else [])
+        self.model_picker.options = options
+        self.model_picker.value = current
+
+    # -- running -----------------------------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    def _start(self, work: Callable[[WidgetStream], Awaitable[Reply]],
+               stream: WidgetStream) -> asyncio.Task[Reply | None]:
+        if self.running:
+            raise RuntimeError("A request is already running: wait for it or press Stop.")
+        self.error = None
+        self._stream = stream
+        self._task = schedule(self._guard(work, stream))
+        return self._task
+
+    async def _guard(self, work: Callable[[WidgetStream], Awaitable[Reply]],
+                     stream: WidgetStream) -> Reply | None:
+        """Run ``work``; errors and Stop end here as panel state, never as a lost traceback."""
+        self._busy(True)
+        ticker = asyncio.ensure_future(self._tick(stream))
+        reply: Reply | None = None
+        try:
+            reply = await work(stream)
+        except asyncio.CancelledError:
+            if not stream.finished:
+                stream.stopped = True
+                stream.finish(status="interrupted")
+        except Exception as exc:
+            self.error = str(exc) or type(exc).__name__
+            if not stream.finished:
+                stream.finish(status="error", note=self.error.split(". ")[0])
+        finally:
+            ticker.cancel()
+            self._busy(False)
+            self._done(stream, reply)
+        return reply
+
+    def stop(self) -> None:
+        """Cancel the running request: the HTTP stream closes, the partial answer stays."""
+        if self.running and self._task is not None:
+            if self._stream is not None:
+                self._stream.stopped = True
+            self._task.cancel()
+
+    async def _tick(self, stream: WidgetStream) -> None:
+        while True:
+            elapsed = time.monotonic() - stream.started
+            if stream.first_token is None:
+                hint = " — loading the model?" if elapsed >= 3 else ""
+                self._set_status(f"⏳ waiting for {stream.model or 'the model'}… "
+                                 f"{elapsed:.0f} s{hint}")
+            else:
+                self._set_status(f"✍ {stream.model}: {len(stream.text):,} characters, "
+                                 f"{elapsed:.0f} s")
+            stream.tick()
+            await asyncio.sleep(0.25)
+
+    def _done(self, stream: WidgetStream, reply: Reply | None) -> None:
+        elapsed = time.monotonic() - stream.started
+        if self.error:
+            self._set_status(f"⚠ {self.error}")
+        elif stream.status == "stopped":
+            self._set_status(f"⏹ stopped after {elapsed:.1f} s — partial answer kept")
+        elif reply is not None:
+            self._set_status(f"✓ {reply.model} · {elapsed:.1f} s")
+
+    def _busy(self, busy: bool) -> None:
+        self.stop_button.disabled = not busy
+
+    def _set_status(self, text: str) -> None:
+        self.status.value = f"<span style='font-size:90%'>{html.escape(text)}</span>"

@@ -1,0 +1,136 @@
+"""``ChatPanel``: a chat box in a cell, with a streaming transcript, Stop and a model picker."""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import itertools
+from typing import Any
+
+import ipywidgets as w
+
+from ..notebook.chat import Request
+from ..notebook.connection import CONNECTIONS
+from ..notebook.markdown import escape_html
+from ..notebook.render import reply_bundle
+from ..notebook.replies import Reply
+from .base import PanelBase, show_bundle
+from .pipeline import run_request
+from .stream import WidgetStream
+
+_numbers = itertools.count(1)
+
+
+def _user_bundle(text: str) -> dict[str, str]:
+    return {"text/plain": text, "text/markdown": escape_html(text, close_fence=True)}
+
+
+class ChatPanel(PanelBase):
+    """A chat panel; the conversation is the session ``session`` shared with ``%%llm -s NAME``.
+
+    Without ``session`` the panel gets its own (``panel-1``, ``panel-2``, …; see ``.session``).
+    ``send(text)`` does what the Send button does and returns the asyncio task (await it in a
+    cell); ``stop()`` cancels it and keeps the partial answer; ``messages`` lists finished turns.
+    """
+
+    def __init__(self, model: str | None = None, session: str | None = None,
+                 system: str | None = None, host: str | None = None,
+                 temperature: float | None = None, timeout: float = 120.0) -> None:
+        super().__init__(model=model, host=host)
+        self.session = session or f"panel-{next(_numbers)}"
+        self.system = system
+        self.timeout = timeout
+        self.transcript = w.VBox(layout=w.Layout(max_height="480px", overflow="auto"))
+        self.transcript.add_class("gleitzeit-transcript")
+        self.prompt = w.Textarea(placeholder="Ask something…", rows=3,
+                                 layout=w.Layout(width="100%"))
+        self.send_button = w.Button(description="Send", icon="paper-plane",
+                                    button_style="primary")
+        self.clear_button = w.Button(description="Clear", icon="trash",
+                                     tooltip="Forget this conversation")
+        self.temperature = w.FloatSlider(value=0.8 if temperature is None else temperature,
+                                         min=0.0, max=2.0, step=0.05, description="Temp",
+                                         readout_format=".2f")
+        self._temperature_set = temperature is not None
+        self.temperature.observe(self._temperature_touched, names="value")
+        self.send_button.on_click(lambda _: self._send_from_ui())
+        self.clear_button.on_click(lambda _: self.clear())
+        controls = w.HBox([self.send_button, self.stop_button, self.clear_button])
+        settings = w.HBox([self.model_picker, self.temperature])
+        self.children = [self.transcript, self.prompt, controls, settings, self.status]
+        self.add_class("gleitzeit-chat")
+        for msg in CONNECTIONS.sessions.get(self.session).messages:  # turns from %%llm -s
+            self._add_turn(msg["role"], msg.get("model", ""), _user_bundle(msg["content"])
+                           if msg["role"] == "user" else
+                           reply_bundle(msg["content"], model=msg.get("model") or "model",
+                                        status="stopped" if msg.get("interrupted") else "done"))
+
+    # -- API ---------------------------------------------------------------------------------
+    @property
+    def messages(self) -> list[dict[str, str]]:
+        """Finished turns of the conversation as ``{"role", "content"}`` dicts."""
+        return [{"role": m["role"], "content": m["content"]}
+                for m in CONNECTIONS.sessions.get(self.session).messages]
+
+    def send(self, text: str) -> asyncio.Task[Reply | None]:
+        """Send ``text`` as the button does; the task's result is the Reply (None if stopped/failed)."""
+        text = text.strip()
+        if not text:
+            raise ValueError("Nothing to send: type a prompt first.")
+        self._add_turn("user", "", _user_bundle(text))
+        out = self._add_turn("assistant", self.model or "", {"text/plain": "…",
+                                                          "text/markdown": "*…*"})
+        stream = WidgetStream(lambda bundle: show_bundle(out, bundle), model=self.model or "")
+        req = Request(prompt=text, model=self.model, host=self.host, timeout=self.timeout,
+                      session=self.session, display=None,
+                      options={"system": self.system, "temperature": self.temperature.value
+                               if self._temperature_set else None})
+        return self._start(lambda s: run_request(req, s), stream)
+
+    def clear(self) -> None:
+        """Stop any request, forget the session's turns and empty the transcript."""
+        self.stop()
+        CONNECTIONS.sessions.reset(self.session)
+        self.transcript.children = ()
+        self.error = None
+        self._set_status("")
+
+    # -- UI ----------------------------------------------------------------------------------
+    def _send_from_ui(self) -> None:
+        text = self.prompt.value
+        if not text.strip() or self.running:
+            return
+        self.prompt.value = ""
+        self.send(text)
+
+    def _temperature_touched(self, _: Any) -> None:
+        self._temperature_set = True
+
+    def _busy(self, busy: bool) -> None:
+        super()._busy(busy)
+        self.send_button.disabled = busy
+
+    def _add_turn(self, role: str, model: str, bundle: dict[str, str]) -> w.Output:
+        label = "You" if role == "user" else (model or "assistant")
+        head = w.HTML(value=f"<b>{html.escape(label)}</b>")
+        out = w.Output(layout=w.Layout(padding="0 0 0 8px"))
+        out.add_class(f"gleitzeit-{role}")
+        show_bundle(out, bundle)
+        self.transcript.children = (*self.transcript.children, w.VBox([head, out]))
+        if role == "assistant":
+            self._last_head = head
+        return out
+
+    def _done(self, stream: WidgetStream, reply: Reply | None) -> None:
+        super()._done(stream, reply)
+        if stream.model and getattr(self, "_last_head", None) is not None:
+            self._last_head.value = f"<b>{html.escape(stream.model)}</b>"
+
+
+def show_chat(**kw: Any) -> ChatPanel:
+    """Create a :class:`ChatPanel` (same keywords), display it and return it."""
+    from IPython.display import display
+
+    panel = ChatPanel(**kw)
+    display(panel)
+    return panel
