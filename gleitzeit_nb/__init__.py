@@ -32,6 +32,8 @@ _LAZY = {
     "prepare_image": "gleitzeit_nb.core.image_prep",
     "batch": "gleitzeit_nb.batch",
     "replay_mode": "gleitzeit_nb.replay.active",
+    "ChatPanel": "gleitzeit_nb.widgets",
+    "VisionPanel": "gleitzeit_nb.widgets",
     "embed": "gleitzeit_nb.batch",
 }
 

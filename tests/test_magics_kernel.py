@@ -209,3 +209,12 @@ def test_llm_models_table(kernel, sim):
     ex = kernel.run("%llm_models")
     html = ex.of_type("execute_result")[0]["content"]["data"]["text/html"]
     assert "llava:latest" in html and "vision" in html and "nomic-embed-text" in html
+
+
+def test_llm_chat_shows_a_panel_sharing_the_session(kernel, sim):
+    kernel.run("%%llm -s shared\nHello from a cell")
+    ex = kernel.run("p = %llm_chat -s shared\nprint(type(p).__name__, p.session, len(p.messages))")
+    assert ex.status == "ok", ex.error
+    assert "ChatPanel shared 2" in ex.stdout
+    bad = kernel.run("%llm_chat stray words")
+    assert bad.status == "error" and "options only" in bad.stderr

@@ -149,9 +149,10 @@ def test_vision_large_jpeg_uploaded_bytes(kernel, sim):
     Image.new("RGB", (4000, 3000), (20, 120, 40)).save(buf, format="JPEG", quality=90)
     (kernel.workdir / "big.jpg").write_bytes(buf.getvalue())
     # the FileUpload path: bytes from an upload dict, as the widget delivers them
-    ex = kernel.run("data = open('big.jpg', 'rb').read()\nv = VisionPanel()\n"
+    ex = kernel.run("import datetime\nnow = datetime.datetime.now(datetime.timezone.utc)\n"
+                    "data = open('big.jpg', 'rb').read()\nv = VisionPanel()\n"
                     "v.upload.value = ({'name': 'big.jpg', 'type': 'image/jpeg', "
-                    "'size': len(data), 'content': memoryview(data), 'last_modified': 0},)\n"
+                    "'size': len(data), 'content': memoryview(data), 'last_modified': now},)\n"
                     "r = await v.ask('Colour?')")
     assert ex.status == "ok", ex.error
     assert max(sent_image(sim).size) <= 1024
@@ -161,3 +162,23 @@ def test_vision_large_jpeg_uploaded_bytes(kernel, sim):
 def test_vision_bad_image_is_reported(kernel, sim):
     assert kernel.run("v = VisionPanel()\nv.path.value = 'missing.png'").status == "ok"
     assert "missing.png" in value(kernel, "v.status.value")
+
+
+def test_session_shared_with_magic_and_clear(kernel, sim):
+    sim.reply_with("first from the magic")
+    assert kernel.run("%load_ext gleitzeit_nb").status == "ok"
+    assert kernel.run("%%llm -s shared -m llama3.2\nHello from a cell").status == "ok"
+    assert kernel.run("p = ChatPanel(model='llama3.2', session='shared')").status == "ok"
+    assert value(kernel, "len(p.transcript.children)") == 2  # the cell's turn is shown
+    sim.reply_with("second from the panel")
+    assert kernel.run("await p.send('And from the panel')").status == "ok"
+    assert kernel.run("%%llm -s shared -m llama3.2\nBack in a cell").status == "ok"
+    sent = [r.body for r in sim.requests if r.path == "/api/chat"][-1]["messages"]
+    assert [m["content"] for m in sent] == ["Hello from a cell", "first from the magic",
+                                             "And from the panel", "second from the panel",
+                                             "Back in a cell"]
+    sim.token_delay = 0.05
+    assert kernel.run("t = p.send('long [[tokens=300]]')\nimport asyncio\n"
+                      "await asyncio.sleep(0.3)\np.clear()\nawait t\n"
+                      "await asyncio.sleep(0)").status == "ok"
+    assert value(kernel, "[p.messages, len(p.transcript.children)]") == [[], 0]

@@ -48,7 +48,9 @@ def ask(req: Request, conn: Connections = CONNECTIONS) -> Reply:
     return bridge.run(ask_async(req, conn))
 
 
-async def ask_async(req: Request, conn: Connections = CONNECTIONS) -> Reply:
+async def ask_async(req: Request, conn: Connections = CONNECTIONS, display: Any = None) -> Reply:
+    """The request pipeline. ``display`` (an object with start/add/tick/finish, e.g. a widget
+    panel's) replaces the display ``req.display`` would build; its ``model`` is set once known."""
     provider = conn.provider(req.host, req.timeout)
     capability = "vision" if req.images else "completion"
     model = req.model or await conn.pick_model(provider, capability)
@@ -66,8 +68,12 @@ async def ask_async(req: Request, conn: Connections = CONNECTIONS) -> Reply:
     elif req.json:
         params["format"] = "json"
 
-    display = ReplyDisplay(model=model, mode=req.display, show_stats=req.show_stats) \
-        if req.display else _Silent()
+    if display is not None:
+        display.model = model
+    elif req.display:
+        display = ReplyDisplay(model=model, mode=req.display, show_stats=req.show_stats)
+    else:
+        display = _Silent()
     replayer = replay.current()
     key = None
     if replayer.active:

@@ -18,6 +18,7 @@ from .interpolate import interpolate
 
 _LLM = opts.llm_parser()
 _VISION = opts.vision_parser()
+_CHAT = opts.chat_parser()
 
 
 @magics_class
@@ -124,6 +125,21 @@ class LLMMagics(Magics, Configurable):
         from ..batch.magic import llm_batch_magic
 
         return llm_batch_magic(self.shell, line, cell)
+
+    @line_magic
+    def llm_chat(self, line: str) -> Any:
+        """A chat panel: ``%llm_chat [-m MODEL] [-s SESSION] [--system TEXT] [-t TEMP]``.
+
+        ``-s`` shares the conversation with ``%%llm -s SESSION``."""
+        from ..widgets import show_chat
+
+        args, rest = opts.split_options(line, _CHAT)
+        if rest:
+            raise UsageError(f"%llm_chat takes options only, not {rest!r}.")
+        return show_chat(model=args.model or self.model or None, session=args.session,
+                         system=args.system if args.system is not None else self.system,
+                         temperature=args.temperature if args.temperature is not None
+                         else self.temperature, host=self.host or None)
 
     @line_magic
     def llm_store(self, line: str) -> str:

@@ -59,6 +59,15 @@ def vision_parser() -> argparse.ArgumentParser:
     return p
 
 
+def chat_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="%llm_chat", add_help=False, description="Show a chat panel.")
+    p.add_argument("-m", "--model", help="model (default: LLMMagics.model)")
+    p.add_argument("-s", "--session", help="conversation shared with %%llm -s SESSION")
+    p.add_argument("--system", help="system prompt")
+    p.add_argument("-t", "--temperature", type=float, help="sampling temperature, 0–2")
+    return p
+
+
 def split_options(line: str, parser: argparse.ArgumentParser) -> tuple[argparse.Namespace, str]:
     """Parse the leading options of ``line``; return them and the remaining text unchanged."""
     takes_value = {}

@@ -117,7 +117,6 @@ def embeddings(h: SimHandler, body: dict[str, Any]) -> Reply:
     spec, error = find_model(h, body)
     if error:
         return error
-    name = body["model"]
     prompt = body.get("prompt") or ""
     if not isinstance(prompt, str):
         return 400, {"error": "invalid prompt type"}

@@ -9,13 +9,12 @@ from typing import Any
 
 import ipywidgets as w
 
-from ..notebook.chat import Request
+from ..notebook.chat import Request, ask_async
 from ..notebook.connection import CONNECTIONS
 from ..notebook.markdown import escape_html
 from ..notebook.render import reply_bundle
 from ..notebook.replies import Reply
 from .base import PanelBase, show_bundle
-from .pipeline import run_request
 from .stream import WidgetStream
 
 _numbers = itertools.count(1)
@@ -73,10 +72,13 @@ class ChatPanel(PanelBase):
                 for m in CONNECTIONS.sessions.get(self.session).messages]
 
     def send(self, text: str) -> asyncio.Task[Reply | None]:
-        """Send ``text`` as the button does; the task's result is the Reply (None if stopped/failed)."""
+        """Send ``text`` as the button does; the task's result is the Reply (None if stopped or
+        failed: see ``error``)."""
         text = text.strip()
         if not text:
             raise ValueError("Nothing to send: type a prompt first.")
+        if self.running:
+            raise RuntimeError("A request is already running: wait for it or press Stop.")
         self._add_turn("user", "", _user_bundle(text))
         out = self._add_turn("assistant", self.model or "", {"text/plain": "…",
                                                           "text/markdown": "*…*"})
@@ -85,10 +87,12 @@ class ChatPanel(PanelBase):
                       session=self.session, display=None,
                       options={"system": self.system, "temperature": self.temperature.value
                                if self._temperature_set else None})
-        return self._start(lambda s: run_request(req, s), stream)
+        return self._start(lambda s: ask_async(req, display=s), stream)
 
     def clear(self) -> None:
         """Stop any request, forget the session's turns and empty the transcript."""
+        if self.running and self._task is not None:  # its partial turn lands after the cancel
+            self._task.add_done_callback(lambda _: CONNECTIONS.sessions.reset(self.session))
         self.stop()
         CONNECTIONS.sessions.reset(self.session)
         self.transcript.children = ()

@@ -1,4 +1,4 @@
-"""``VisionPanel``: drop or name an image, see what is sent, ask about it, watch the answer stream."""
+"""``VisionPanel``: drop or name an image, see what is sent, ask about it, watch it stream."""
 
 from __future__ import annotations
 
@@ -9,10 +9,9 @@ from typing import Any
 import ipywidgets as w
 
 from ..core.image_prep import PreparedImage, prepare_image
-from ..notebook.chat import Request
+from ..notebook.chat import Request, ask_async
 from ..notebook.replies import Reply
 from .base import PanelBase, show_bundle
-from .pipeline import run_request
 from .stream import WidgetStream
 
 
@@ -81,7 +80,7 @@ class VisionPanel(PanelBase):
         show_bundle(self.output, {"text/plain": "…", "text/markdown": "*…*"})
         stream = WidgetStream(lambda bundle: show_bundle(self.output, bundle),
                               model=self.model or "")
-        return self._start(lambda s: run_request(req, s), stream)
+        return self._start(lambda s: ask_async(req, display=s), stream)
 
     # -- UI ----------------------------------------------------------------------------------
     def _busy(self, busy: bool) -> None:

@@ -1,0 +1,1 @@
+"""Helpers for the browser tests: a headless JupyterLab on loopback and Playwright in chromium."""

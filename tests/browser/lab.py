@@ -1,0 +1,132 @@
+"""Start JupyterLab headless on loopback in a temporary root, and drive notebook cells."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+@dataclass
+class Lab:
+    url: str
+    token: str
+    root: Path
+    log: Path
+
+    def notebook_url(self, name: str) -> str:
+        return f"{self.url}/lab/tree/{name}?token={self.token}&reset"
+
+
+def write_notebook(path: Path, cells: list[str]) -> None:
+    """A minimal nbformat-4 notebook with these code cells, for the python3 kernel."""
+    nb = {"nbformat": 4, "nbformat_minor": 5,
+          "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                      "language": "python"}},
+          "cells": [{"cell_type": "code", "id": f"c{i}", "metadata": {}, "execution_count": None,
+                     "outputs": [], "source": src} for i, src in enumerate(cells)]}
+    path.write_text(json.dumps(nb, indent=1))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def jupyter_lab(root: Path, env: dict[str, str], timeout: float = 60) -> Iterator[Lab]:
+    """Run ``jupyter lab`` on 127.0.0.1 with a random token; stopped (by its pid) on exit."""
+    token, port = secrets.token_hex(16), _free_port()
+    private = root.parent / f"{root.name}-jupyter"
+    for sub in ("config", "runtime", "workspaces", "settings/@jupyterlab/apputils-extension"):
+        (private / sub).mkdir(parents=True, exist_ok=True)
+    # no "get notified about news?" toast over the screenshots
+    (private / "settings/@jupyterlab/apputils-extension/notification.jupyterlab-settings"
+     ).write_text('{"fetchNews": "false", "checkForUpdates": false}')
+    full_env = {**os.environ, **env, "JUPYTER_CONFIG_DIR": str(private / "config"),
+                "JUPYTER_RUNTIME_DIR": str(private / "runtime"), "JUPYTER_PLATFORM_DIRS": "1",
+                "JUPYTERLAB_SETTINGS_DIR": str(private / "settings")}
+    log = private / "lab.log"
+    cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}",
+           "--ServerApp.ip=127.0.0.1", f"--IdentityProvider.token={token}",
+           f"--ServerApp.root_dir={root}", "--ServerApp.port_retries=0",
+           f"--LabApp.workspaces_dir={private / 'workspaces'}",
+           "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:  # CI containers run as root
+        cmd.append("--allow-root")
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(cmd, cwd=root, env=full_env, stdout=out, stderr=subprocess.STDOUT)
+    lab = Lab(f"http://127.0.0.1:{port}", token, root, log)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"jupyter lab exited: {log.read_text()[-2000:]}")
+            try:
+                with urllib.request.urlopen(f"{lab.url}/api/status?token={token}", timeout=2):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"jupyter lab did not start: {log.read_text()[-2000:]}")
+                time.sleep(0.2)
+        yield lab
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+def kernel_idle(lab: Lab) -> bool:
+    """True once the server reports a session whose kernel is idle (started and ready)."""
+    try:
+        with urllib.request.urlopen(f"{lab.url}/api/sessions?token={lab.token}", timeout=2) as r:
+            sessions = json.load(r)
+    except OSError:
+        return False
+    return any(s.get("kernel", {}).get("execution_state") == "idle" for s in sessions)
+
+
+def run_cell(page, index: int, timeout: float = 30) -> None:
+    """Run code cell ``index`` of the open notebook (Shift+Enter) and wait until it has run."""
+    cell = page.locator(".jp-Notebook .jp-Cell").nth(index)
+    prompt = cell.locator(".jp-InputPrompt")
+    deadline = time.monotonic() + timeout
+    while True:
+        cell.locator(".jp-InputArea-editor").click()
+        page.keyboard.press("Shift+Enter")
+        try:  # "[*]:" while running, "[n]:" when done
+            page.wait_for_function("el => /\\[\\d+\\]/.test(el.textContent)",
+                                   arg=prompt.element_handle(), timeout=10_000)
+            return
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+
+
+def text_length(locator) -> int:
+    """Characters currently shown in ``locator`` (0 when it is not there)."""
+    return len(locator.inner_text()) if locator.count() else 0
+
+
+def wait_for(predicate, timeout: float, what: str, step: float = 0.1) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(step)

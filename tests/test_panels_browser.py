@@ -1,0 +1,144 @@
+"""ChatPanel and VisionPanel in a browser: headless JupyterLab, Playwright, Debian's chromium.
+
+The simulator streams slowly (``token_delay``) so the growing text and Stop can be seen.
+Screenshots go to the test's tmp dir; their paths are printed (``pytest -s`` shows them).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from gleitzeit_nb.testing import OllamaSimulator
+
+from .browser.lab import CHROMIUM, CHROMIUM_ARGS, jupyter_lab, kernel_idle, run_cell, \
+    text_length, wait_for, write_notebook
+
+pytestmark = [
+    pytest.mark.skipif(not os.path.exists(CHROMIUM),
+                       reason=f"{CHROMIUM} is missing (apt-get install chromium)"),
+    pytest.mark.timeout(120),
+]
+
+CELLS = [
+    "from gleitzeit_nb.widgets import ChatPanel, VisionPanel\n"
+    "chat = ChatPanel(model='llama3.2')\nchat",
+    "vision = VisionPanel()\nvision",
+]
+
+
+@pytest.fixture(scope="module")
+def sim():
+    with OllamaSimulator(token_delay=0.04) as s:
+        yield s
+
+
+@pytest.fixture(scope="module")
+def page(sim, tmp_path_factory):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    root = tmp_path_factory.mktemp("lab")
+    write_notebook(root / "panels.ipynb", CELLS)
+    env = {"OLLAMA_HOST": sim.url, "GLEITZEIT_DISPLAY": "live", "MPLBACKEND": "agg"}
+    with jupyter_lab(root, env) as lab, sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            pg = browser.new_page(viewport={"width": 1280, "height": 1000})
+            pg.set_default_timeout(20_000)
+            pg.goto(lab.notebook_url("panels.ipynb"))
+            pg.locator(".jp-Notebook .jp-Cell").first.wait_for()
+            wait_for(lambda: kernel_idle(lab), 30, "the notebook's kernel to be ready", 0.3)
+            pg.shots = root.parent / f"{root.name}-shots"  # type: ignore[attr-defined]
+            pg.shots.mkdir(exist_ok=True)
+            yield pg
+        finally:
+            browser.close()
+
+
+def shot(page, locator, name: str) -> Path:
+    path = page.shots / name
+    locator.screenshot(path=str(path))
+    print(f"screenshot: {path}")
+    return path
+
+
+def test_chat_panel_streams_and_stops(page, sim):
+    t0 = time.monotonic()
+    run_cell(page, 0)
+    panel = page.locator(".gleitzeit-chat")
+    panel.wait_for()
+    answers = panel.locator(".gleitzeit-assistant")
+
+    sim.token_delay = 0.04
+    panel.locator("textarea").fill("Say something [[tokens=60]]")
+    panel.get_by_role("button", name="Send").click()
+    first = answers.nth(0)
+    wait_for(lambda: text_length(first) > 5, 10, "the first streamed text")
+    sizes = [text_length(first)]
+    for _ in range(5):
+        page.wait_for_timeout(200)
+        sizes.append(text_length(first))
+    assert sizes[-1] > sizes[0], f"streamed text did not grow: {sizes}"
+    wait_for(lambda: "tokens" in first.inner_text(), 15, "the finished reply (stats footer)")
+    assert panel.get_by_role("button", name="Send").is_enabled()
+
+    sim.token_delay = 0.15
+    panel.locator("textarea").fill("Tell me a long story [[tokens=400]]")
+    panel.get_by_role("button", name="Send").click()
+    second = answers.nth(1)
+    wait_for(lambda: text_length(second) > 20, 10, "the slow reply to start")
+    assert panel.get_by_role("button", name="Send").is_disabled()
+    panel.get_by_role("button", name="Stop").click()
+    wait_for(lambda: "stopped" in second.inner_text(), 5, "the stopped mark")
+    assert sim.wait_for_disconnects(1, timeout=1.0), "the HTTP stream was not closed"
+    kept = second.inner_text()
+    page.wait_for_timeout(600)
+    assert second.inner_text() == kept, "text kept changing after Stop"
+    assert len(kept.split()) > 3
+    assert "stopped after" in panel.inner_text()
+    shot(page, panel, "chat_panel.png")
+    print(f"chat browser test: {time.monotonic() - t0:.1f} s")
+
+
+def test_vision_panel_upload_ask_stop(page, sim, tmp_path):
+    t0 = time.monotonic()
+    img = Image.new("RGBA", (2400, 1600), (0, 0, 0, 0))
+    img.paste((200, 30, 30, 255), (200, 200, 1400, 1200))
+    path = tmp_path / "upload.png"
+    img.save(path)
+    run_cell(page, 1)
+    panel = page.locator(".gleitzeit-vision")
+    panel.wait_for()
+    # ipywidgets' FileUpload keeps its <input type=file> out of the DOM: use the file chooser
+    with page.expect_file_chooser() as chooser:
+        panel.locator(".widget-upload").click()
+    chooser.value.set_files(str(path))
+    wait_for(lambda: "sent:" in panel.inner_text(), 10, "the thumbnail caption")
+    assert "from 2400×1600" in panel.inner_text() and "1024×683" in panel.inner_text()
+    box = panel.locator("img").first.bounding_box()
+    assert box and box["width"] > 50, "thumbnail not shown"
+
+    sim.token_delay = 0.04
+    panel.locator("textarea").fill("What colour is the square? [[tokens=50]]")
+    panel.get_by_role("button", name="Ask").click()
+    answer = panel.locator(".gleitzeit-answer")
+    wait_for(lambda: "tokens" in answer.inner_text(), 15, "the vision answer")
+    shot(page, panel, "vision_panel.png")
+
+    sim.token_delay = 0.15
+    before = len(sim.disconnects)
+    panel.locator("textarea").fill("Describe every pixel [[tokens=400]]")
+    panel.get_by_role("button", name="Ask").click()
+    wait_for(lambda: text_length(answer) > 20 and "tokens" not in answer.inner_text(), 10,
+             "the slow vision answer to start")
+    panel.get_by_role("button", name="Stop").click()
+    wait_for(lambda: "stopped" in answer.inner_text(), 5, "the stopped mark")
+    assert sim.wait_for_disconnects(before + 1, timeout=1.0)
+    assert len(answer.inner_text().split()) > 3
+    shot(page, panel, "vision_panel_stopped.png")
+    page.screenshot(path=str(page.shots / "notebook.png"), full_page=True)
+    print(f"screenshot: {page.shots / 'notebook.png'}")
+    print(f"vision browser test: {time.monotonic() - t0:.1f} s")
