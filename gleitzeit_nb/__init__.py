@@ -8,9 +8,10 @@ Names below are imported on first use, so loading the extension stays fast.
 
 from __future__ import annotations
 
-import importlib
 import logging
 from typing import Any
+
+from ._lazy import lazy_getattr
 
 __version__ = "0.1.0"
 
@@ -40,12 +41,7 @@ _LAZY = {
 __all__ = [*_LAZY, "load_ipython_extension", "__version__"]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'gleitzeit_nb' has no attribute {name!r}")
+__getattr__ = lazy_getattr("gleitzeit_nb", _LAZY, globals())
 
 
 def load_ipython_extension(ipython: Any) -> None:

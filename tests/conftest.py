@@ -11,7 +11,15 @@ from gleitzeit_nb.testing import OllamaSimulator
 
 
 @pytest.fixture
-def sim():
+def sim(request):
+    """A fresh simulator per test; in modules with ``SHARED_SIM = True`` (kernel tests, whose
+    kernel points at one simulator) the module's shared one, reset."""
+    if getattr(request.module, "SHARED_SIM", False):
+        shared = request.getfixturevalue("shared_sim")
+        shared.reset()
+        shared.token_delay = 0.0
+        yield shared
+        return
     with OllamaSimulator() as s:
         yield s
 
@@ -39,3 +47,10 @@ def chat_params(text: str = "Hello!", model: str = "llama3.2:latest", **kw):
 
 def generation_requests(sim) -> list:
     return [r for r in sim.requests if r.path == "/api/chat"]
+
+
+@pytest.fixture(scope="module")
+def shared_sim(request):
+    """One simulator per test module (kernel tests); ``SIM_OPTIONS`` in the module configures it."""
+    with OllamaSimulator(**getattr(request.module, "SIM_OPTIONS", {})) as s:
+        yield s

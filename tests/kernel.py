@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import time
@@ -92,9 +93,25 @@ class Kernel:
         ex.reply = self.kc.get_shell_msg(timeout=10)
         return ex
 
+    def value(self, expr: str) -> Any:
+        """Evaluate ``expr`` in the kernel and return it, passed through JSON."""
+        ex = self.run(f"import json as _json; print(_json.dumps({expr}))")
+        assert ex.status == "ok", ex.error
+        return json.loads(ex.stdout)
+
     def interrupt(self) -> None:
         self.km.interrupt_kernel()
 
     def shutdown(self) -> None:
         self.kc.stop_channels()
         self.km.shutdown_kernel(now=True)
+
+
+def start_kernel(sim_url: str, setup: str = "", *, cwd: str | None = None,
+                 **env: str) -> Kernel:
+    """A kernel whose OLLAMA_HOST is the simulator, with ``setup`` run (and checked) first."""
+    k = Kernel({"OLLAMA_HOST": sim_url, **env}, cwd=cwd)
+    if setup:
+        ex = k.run(setup)
+        assert ex.status == "ok", ex.error
+    return k

@@ -2,47 +2,27 @@
 
 from __future__ import annotations
 
-import json
 import time
 
 import pytest
 
-from gleitzeit_nb.testing import OllamaSimulator
+from .kernel import start_kernel
 
-from .kernel import Kernel
-
-
-@pytest.fixture(scope="module")
-def sim():
-    with OllamaSimulator(parallel=4) as s:
-        yield s
+SHARED_SIM = True
+SIM_OPTIONS = {"parallel": 4}
 
 
 @pytest.fixture(scope="module")
-def kernel(sim):
-    k = Kernel({"OLLAMA_HOST": sim.url, "GLEITZEIT_DISPLAY": "live", "OLLAMA_NUM_PARALLEL": ""})
-    ex = k.run("import gleitzeit_nb.batch as B\n"
-               "from gleitzeit_nb.batch.magic import llm_batch_magic\n"
-               "import pandas as pd")
-    assert ex.status == "ok", ex.error
+def kernel(shared_sim):
+    k = start_kernel(shared_sim.url, "import gleitzeit_nb.batch as B\n"
+                     "from gleitzeit_nb.batch.magic import llm_batch_magic\nimport pandas as pd",
+                     GLEITZEIT_DISPLAY="live", OLLAMA_NUM_PARALLEL="")
     yield k
     k.shutdown()
 
 
-@pytest.fixture(autouse=True)
-def fresh(sim):
-    sim.reset()
-    sim.token_delay = 0.0
-
-
 def chats(sim) -> list[str]:
     return [r.body["messages"][-1]["content"] for r in sim.requests if r.path == "/api/chat"]
-
-
-def value(kernel, expr: str):
-    ex = kernel.run(f"import json as _j; print(_j.dumps({expr}))")
-    assert ex.status == "ok", ex.error
-    return json.loads(ex.stdout)
 
 
 def test_interrupt_closes_every_connection_and_keeps_finished_rows(kernel, sim):
@@ -58,19 +38,19 @@ def test_interrupt_closes_every_connection_and_keeps_finished_rows(kernel, sim):
     ex = kernel.collect(msg_id)
     assert ex.status == "error" and ex.error["ename"] == "KeyboardInterrupt"
 
-    finished = value(kernel, "[i for i, x in enumerate(B.last_result) if x is not None]")
+    finished = kernel.value("[i for i, x in enumerate(B.last_result) if x is not None]")
     in_flight = len(chats(sim)) - len(finished)
     assert len(finished) >= 4 and in_flight >= 4
     assert sim.wait_for_disconnects(in_flight, timeout=1.0)
     assert len(sim.disconnects) == in_flight
     assert all(d.time - interrupted_at < 1.0 for d in sim.disconnects)
-    assert value(kernel, "[B.last_result.complete, len(B.last_result.pending)]") == \
+    assert kernel.value("[B.last_result.complete, len(B.last_result.pending)]") == \
         [False, 16 - len(finished)]
-    echoes = value(kernel, "[x.split('\"')[1] for x in B.last_result if x]")
+    echoes = kernel.value("[x.split('\"')[1] for x in B.last_result if x]")
     assert echoes == [f"row {i}" for i in finished]
     # The exception carries the same partial result.
     kernel.run("import sys")
-    assert value(kernel, "sys.last_value.partial is B.last_result") is True
+    assert kernel.value("sys.last_value.partial is B.last_result") is True
 
     sim.token_delay = 0.0
     nxt = kernel.run("r2 = B.run_batch(['again [[tokens=3]]'], model='llama3.2:latest')\n"
@@ -98,7 +78,7 @@ def test_magic_function_over_a_dataframe_column(kernel, sim):
     assert not ex.of_type("display_data")  # --no-progress
     assert sorted(chats(sim)) == [f"Sentiment of {w} in one word [[tokens=12]]"
                                   for w in ("awful", "fine", "great")]
-    assert value(kernel, "[type(out).__name__, list(out.index), out.str.split('\"').str[1].tolist()]") \
+    assert kernel.value("[type(out).__name__, list(out.index), out.str.split('\"').str[1].tolist()]") \
         == ["Series", ["x", "y", "z"], [f"Sentiment of {w} in one word"
                                         for w in ("great", "awful", "fine")]]
 
@@ -125,4 +105,4 @@ def test_magic_takes_model_and_display_from_llm_magics_config(kernel, sim):
     assert ex.status == "ok", ex.error
     assert {r.body["model"] for r in sim.requests if r.path == "/api/chat"} == {"qwen3:latest"}
     assert not ex.of_type("display_data")  # final display mode: no progress bar
-    assert value(kernel, "[g.split('\"')[1] for g in greet]") == ["Greet Ada", "Greet Bob"]
+    assert kernel.value("[g.split('\"')[1] for g in greet]") == ["Greet Ada", "Greet Bob"]

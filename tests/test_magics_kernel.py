@@ -6,33 +6,23 @@ import time
 
 import pytest
 
-from gleitzeit_nb.testing import OllamaSimulator
+from .kernel import start_kernel
 
-from .kernel import Kernel
-
-
-@pytest.fixture(scope="module")
-def sim():
-    with OllamaSimulator() as s:
-        yield s
+SHARED_SIM = True
 
 
 @pytest.fixture(scope="module")
-def kernel(sim):
-    k = Kernel({"OLLAMA_HOST": sim.url, "GLEITZEIT_DISPLAY": "live"})
-    ex = k.run("%load_ext gleitzeit_nb")
-    assert ex.status == "ok", ex.error
+def kernel(shared_sim):
+    k = start_kernel(shared_sim.url, "%load_ext gleitzeit_nb", GLEITZEIT_DISPLAY="live")
     yield k
     k.shutdown()
 
 
 @pytest.fixture(autouse=True)
-def fresh(sim, kernel):
-    sim.reset()
-    sim.token_delay = 0.0
+def fresh(kernel):
+    """The magics' settings back to the defaults used here; the session forgotten."""
     kernel.run("%llm_reset\n%config LLMMagics.model = 'llama3.2:latest'\n"
                "%config LLMMagics.host = ''\n%config LLMMagics.display = 'auto'")
-    yield
 
 
 def chats(sim):

@@ -4,44 +4,24 @@ from __future__ import annotations
 
 import base64
 import io
-import json
 import time
 
 import pytest
 from PIL import Image
 
-from gleitzeit_nb.testing import OllamaSimulator
+from .kernel import start_kernel
 
-from .kernel import Kernel
-
-
-@pytest.fixture(scope="module")
-def sim():
-    with OllamaSimulator() as s:
-        yield s
+SHARED_SIM = True
 
 
 @pytest.fixture(scope="module")
-def kernel(sim, tmp_path_factory):
+def kernel(shared_sim, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("panels")
-    k = Kernel({"OLLAMA_HOST": sim.url, "MPLBACKEND": "agg"}, cwd=str(workdir))
-    assert k.run("from gleitzeit_nb.widgets import ChatPanel, VisionPanel\n"
-                 "import json").status == "ok"
+    k = start_kernel(shared_sim.url, "from gleitzeit_nb.widgets import ChatPanel, VisionPanel\nimport json",
+                     cwd=str(workdir), MPLBACKEND="agg")
     k.workdir = workdir
     yield k
     k.shutdown()
-
-
-@pytest.fixture(autouse=True)
-def fresh(sim):
-    sim.reset()
-    sim.token_delay = 0.0
-
-
-def value(kernel, expr: str):
-    ex = kernel.run(f"print(json.dumps({expr}))")
-    assert ex.status == "ok", ex.error
-    return json.loads(ex.stdout)
 
 
 def output_comm_updates(ex) -> list[dict]:
@@ -62,33 +42,33 @@ def test_send_streams_and_fills_messages(kernel, sim):
     assert len(texts) >= 3, texts  # the answer grew in several updates
     assert len(texts) < 40  # … throttled, not one update per token
     assert "42" in texts[-1]
-    msgs = value(kernel, "p.messages")
+    msgs = kernel.value("p.messages")
     assert msgs == [{"role": "user", "content": "What is the answer?"},
                     {"role": "assistant",
                      "content": "The answer is 42, streamed word by word for the panel test."}]
     # the session is the one %%llm -s kt uses
-    assert value(kernel, "len(__import__('gleitzeit_nb.notebook.connection', fromlist=['x'])"
+    assert kernel.value("len(__import__('gleitzeit_nb.notebook.connection', fromlist=['x'])"
                          ".CONNECTIONS.sessions.get('kt'))") == 2
-    assert value(kernel, "p.send_button.disabled") is False
+    assert kernel.value("p.send_button.disabled") is False
 
 
 def test_stop_closes_stream_and_keeps_partial(kernel, sim):
     sim.token_delay = 0.05
     assert kernel.run("p = ChatPanel(model='llama3.2')\n"
                       "t = p.send('Tell me a long story [[tokens=400]]')").status == "ok"
-    assert value(kernel, "p.send_button.disabled") is True
+    assert kernel.value("p.send_button.disabled") is True
     # let it stream a while: the loop runs between cells, and while a cell awaits
     assert kernel.run("import asyncio\nawait asyncio.sleep(0.6)").status == "ok"
     assert kernel.run("p.stop()\nawait t").status == "ok"
     t0 = time.monotonic()
     assert sim.wait_for_disconnects(1, timeout=1.0), "simulator saw no disconnect"
     assert time.monotonic() - t0 < 1.0
-    partial = value(kernel, "p.messages[-1]['content']")
+    partial = kernel.value("p.messages[-1]['content']")
     assert partial and len(partial.split()) < 400
-    md = value(kernel, "p.transcript.children[-1].children[1].outputs[0]['data']['text/markdown']")
+    md = kernel.value("p.transcript.children[-1].children[1].outputs[0]['data']['text/markdown']")
     assert "stopped" in md
-    assert value(kernel, "p.send_button.disabled") is False
-    assert value(kernel, "p.stop_button.disabled") is True
+    assert kernel.value("p.send_button.disabled") is False
+    assert kernel.value("p.stop_button.disabled") is True
 
 
 def test_model_text_is_escaped(kernel, sim):
@@ -96,7 +76,7 @@ def test_model_text_is_escaped(kernel, sim):
     sim.reply_with(evil)
     assert kernel.run("p = ChatPanel(model='llama3.2')\n"
                       "await p.send('<b>bold?</b> <script>x()</script>')").status == "ok"
-    outs = value(kernel, "[c.children[1].outputs[0]['data'] for c in p.transcript.children]")
+    outs = kernel.value("[c.children[1].outputs[0]['data'] for c in p.transcript.children]")
     user_md, bot_md = outs[0]["text/markdown"], outs[1]["text/markdown"]
     for md in (user_md, bot_md):
         assert "<script" not in md and "<img" not in md and "<b>" not in md
@@ -107,15 +87,15 @@ def test_model_text_is_escaped(kernel, sim):
 def test_error_is_shown_in_panel(kernel, sim):
     assert kernel.run("p = ChatPanel(model='no-such-model')\n"
                       "r = await p.send('hi')").status == "ok"
-    err = value(kernel, "p.error")
+    err = kernel.value("p.error")
     assert err and "no-such-model" in err
-    assert "no-such-model" in value(kernel, "p.status.value")
+    assert "no-such-model" in kernel.value("p.status.value")
 
 
 def test_model_dropdown_lists_server_models(kernel, sim):
     assert kernel.run("p = ChatPanel(); v = VisionPanel()\n"
                       "await p._models_task; await v._models_task").status == "ok"
-    chat_opts, vision_opts = value(kernel, "[list(p.model_picker.options), "
+    chat_opts, vision_opts = kernel.value("[list(p.model_picker.options), "
                                            "list(v.model_picker.options)]")
     assert "llama3.2:latest" in chat_opts and "nomic-embed-text:latest" not in chat_opts
     assert vision_opts[0] == "(auto)" and len(vision_opts) >= 2
@@ -136,11 +116,11 @@ def test_vision_rgba_png(kernel, sim):
     ex = kernel.run("v = VisionPanel()\nv.load_image('alpha.png')\n"
                     "r = await v.ask('What is this?')")
     assert ex.status == "ok", ex.error
-    assert value(kernel, "v.answer") == "A blue square on white."
+    assert kernel.value("v.answer") == "A blue square on white."
     sent = sent_image(sim)
     assert sent.mode in ("RGB", "L") and sent.size == (300, 200)
     assert sent.getpixel((250, 150))[:3] == (255, 255, 255)  # alpha composited onto white
-    thumb = value(kernel, "__import__('base64').b64encode(v.thumbnail.value).decode()")
+    thumb = kernel.value("__import__('base64').b64encode(v.thumbnail.value).decode()")
     assert Image.open(io.BytesIO(base64.b64decode(thumb))).size == (256, 171)
 
 
@@ -156,12 +136,12 @@ def test_vision_large_jpeg_uploaded_bytes(kernel, sim):
                     "r = await v.ask('Colour?')")
     assert ex.status == "ok", ex.error
     assert max(sent_image(sim).size) <= 1024
-    assert "4000×3000" in value(kernel, "v.caption.value")
+    assert "4000×3000" in kernel.value("v.caption.value")
 
 
 def test_vision_bad_image_is_reported(kernel, sim):
     assert kernel.run("v = VisionPanel()\nv.path.value = 'missing.png'").status == "ok"
-    assert "missing.png" in value(kernel, "v.status.value")
+    assert "missing.png" in kernel.value("v.status.value")
 
 
 def test_session_shared_with_magic_and_clear(kernel, sim):
@@ -169,7 +149,7 @@ def test_session_shared_with_magic_and_clear(kernel, sim):
     assert kernel.run("%load_ext gleitzeit_nb").status == "ok"
     assert kernel.run("%%llm -s shared -m llama3.2\nHello from a cell").status == "ok"
     assert kernel.run("p = ChatPanel(model='llama3.2', session='shared')").status == "ok"
-    assert value(kernel, "len(p.transcript.children)") == 2  # the cell's turn is shown
+    assert kernel.value("len(p.transcript.children)") == 2  # the cell's turn is shown
     sim.reply_with("second from the panel")
     assert kernel.run("await p.send('And from the panel')").status == "ok"
     assert kernel.run("%%llm -s shared -m llama3.2\nBack in a cell").status == "ok"
@@ -181,4 +161,4 @@ def test_session_shared_with_magic_and_clear(kernel, sim):
     assert kernel.run("t = p.send('long [[tokens=300]]')\nimport asyncio\n"
                       "await asyncio.sleep(0.3)\np.clear()\nawait t\n"
                       "await asyncio.sleep(0)").status == "ok"
-    assert value(kernel, "[p.messages, len(p.transcript.children)]") == [[], 0]
+    assert kernel.value("[p.messages, len(p.transcript.children)]") == [[], 0]

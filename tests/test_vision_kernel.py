@@ -8,31 +8,19 @@ import io
 import pytest
 from PIL import Image
 
-from gleitzeit_nb.testing import OllamaSimulator
+from .kernel import start_kernel
 
-from .kernel import Kernel
-
-
-@pytest.fixture(scope="module")
-def sim():
-    with OllamaSimulator() as s:
-        yield s
+SHARED_SIM = True
 
 
 @pytest.fixture(scope="module")
-def kernel(sim, tmp_path_factory):
+def kernel(shared_sim, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("vision")
-    k = Kernel({"OLLAMA_HOST": sim.url, "GLEITZEIT_DISPLAY": "live", "MPLBACKEND": "agg"},
-               cwd=str(workdir))
-    assert k.run("%load_ext gleitzeit_nb").status == "ok"
+    k = start_kernel(shared_sim.url, "%load_ext gleitzeit_nb", cwd=str(workdir),
+                     GLEITZEIT_DISPLAY="live", MPLBACKEND="agg")
     k.workdir = workdir
     yield k
     k.shutdown()
-
-
-@pytest.fixture(autouse=True)
-def fresh(sim):
-    sim.reset()
 
 
 def sent_image(sim) -> Image.Image:

@@ -5,8 +5,7 @@ Imported lazily so that ``%load_ext gleitzeit_nb`` does not pull in ipywidgets.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from .._lazy import lazy_getattr
 
 _LAZY = {
     "ChatPanel": "gleitzeit_nb.widgets.chat_panel",
@@ -18,9 +17,4 @@ _LAZY = {
 __all__ = list(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'gleitzeit_nb.widgets' has no attribute {name!r}")
+__getattr__ = lazy_getattr("gleitzeit_nb.widgets", _LAZY, globals())
