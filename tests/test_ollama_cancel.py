@@ -30,6 +30,22 @@ async def test_break_without_context_manager_disconnects(provider, sim):
     assert sim.wait_for_disconnects(1, timeout=1.0)
 
 
+async def test_break_out_of_a_held_stream_disconnects(provider, sim):
+    """No context manager, the stream kept in a variable: leaving the loop still closes it."""
+    sim.token_delay = 0.02
+    stream = await provider.stream_request("chat", chat_params("[[tokens=500]]"))
+    async for chunk in stream:
+        if stream.chunks == 3:
+            break
+    for _ in range(50):  # asyncio closes the dropped generator on the loop's next turns
+        if sim.disconnects:
+            break
+        await asyncio.sleep(0.02)
+    assert sim.wait_for_disconnects(1, timeout=0.1)
+    assert sim.disconnects[0].chunks_sent < 50
+    assert len(stream.text.split()) == 3  # the text so far is kept
+
+
 async def test_aclose_disconnects(provider, sim):
     sim.token_delay = 0.02
     stream = await provider.stream_request("chat", chat_params("[[tokens=500]]"))

@@ -167,3 +167,62 @@ async def test_no_raw_httpx_names_in_messages(dead_url, sim):
     assert "httpx" not in str(info.value).lower()
     assert info.value.__cause__ is None or "httpx" not in type(info.value.__cause__).__module__
     await asyncio.sleep(0)
+
+
+@pytest.mark.parametrize("status", [429, 502, 504])
+async def test_other_transient_statuses_are_retried(provider, sim, status):
+    sim.inject("http_error", status=status, message="try later", count=1)
+    assert (await provider.handle_request("chat", chat_params()))["response"]
+    sim.inject("http_error", status=status, message="try later", count=1)
+    assert (await (await provider.stream_request("chat", chat_params())).collect()).done
+    assert len(generation_requests(sim)) == 4
+
+
+@pytest.mark.parametrize("status", [400, 500])
+async def test_other_statuses_are_not_retried(provider, sim, status):
+    sim.inject("http_error", status=status, message="bad", count=3)
+    with pytest.raises(ProviderResponseError) as info:
+        await provider.handle_request("chat", chat_params())
+    assert info.value.status_code == status and len(generation_requests(sim)) == 1
+
+
+async def test_refused_connection_is_retried_with_growing_backoff(dead_url, caplog):
+    caplog.set_level("WARNING", logger="gleitzeit_nb")
+    async with OllamaProvider(base_url=dead_url, max_retries=3, retry_backoff=0.01) as provider:
+        with pytest.raises(ProviderUnavailableError, match="connection refused"):
+            await provider.handle_request("chat", chat_params())
+    retries = [r for r in caplog.records if "retry" in r.getMessage().lower()]
+    assert len(retries) == 3
+    policy = provider.retry
+    delays = [policy.delay(n) for n in range(3)]
+    assert all(0 < d for d in delays) and delays[0] < delays[2]  # doubling, jitter on top
+
+
+# The non-streamed requests (embed, model listing) share the transport's errors and retries.
+
+async def test_embed_errors_server_down_and_missing_model(dead_url, provider):
+    async with OllamaProvider(base_url=dead_url, max_retries=0) as down:
+        with pytest.raises(ProviderUnavailableError, match="ollama serve"):
+            await down.handle_request("embed", {"model": "nomic-embed-text", "input": "x"})
+    with pytest.raises(ModelNotFoundError, match="ollama pull nomic-embed-texx"):
+        await provider.handle_request("embed", {"model": "nomic-embed-texx", "input": "x"})
+
+
+async def test_embed_500_not_retried_503_retried(provider, sim):
+    sim.inject("http_error", path="/api/embed", status=500, message="embed broke")
+    with pytest.raises(ProviderResponseError, match="HTTP 500.*embed broke"):
+        await provider.handle_request("embed", {"model": "nomic-embed-text", "input": "x"})
+    sim.inject("http_error", path="/api/embed", status=503, message="busy")
+    result = await provider.handle_request("embed", {"model": "nomic-embed-text", "input": "x"})
+    assert len(result["embeddings"]) == 1
+    assert len([r for r in sim.requests if r.path == "/api/embed"]) == 3
+
+
+async def test_model_listing_stall_is_bounded(sim):
+    sim.inject("stall_before", path="/api/tags", seconds=5)
+    async with OllamaProvider(base_url=sim.url, timeout=0.4, max_retries=0) as provider:
+        started = time.perf_counter()
+        with pytest.raises(ProviderTimeoutError) as info:
+            await provider.list_models()
+        assert time.perf_counter() - started < 2.5
+    assert info.value.phase == "first_byte"

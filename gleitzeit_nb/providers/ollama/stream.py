@@ -7,6 +7,7 @@ import codecs
 import json
 import logging
 import time
+import weakref
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -47,7 +48,10 @@ class ChatStream:
         self._body = body
         self.model = model
         self._response: httpx.Response | None = None
+        # Only `__anext__` keeps its generator; an `async for` loop's generator is owned by the
+        # loop, so leaving the loop drops it and asyncio closes it (and the response) at once.
         self._gen: AsyncIterator[StreamChunk] | None = None
+        self._loop_gen: weakref.ref[Any] | None = None
         self._parts: list[str] = []
         self._thinking_parts: list[str] = []
         self.chunks = 0
@@ -77,19 +81,29 @@ class ChatStream:
 
     def __aiter__(self) -> AsyncIterator[StreamChunk]:
         # `async for` drives the generator itself: one async layer per chunk, not two.
-        if self._gen is None:
-            self._gen = self._chunks()
-        return self._gen
+        gen = self._live_gen()
+        if gen is None:
+            gen = self._chunks()
+            self._loop_gen = weakref.ref(gen)
+        return gen
 
     async def __anext__(self) -> StreamChunk:
-        return await self.__aiter__().__anext__()
+        if self._gen is None:
+            self._gen = self.__aiter__()
+        return await self._gen.__anext__()
 
     async def aclose(self) -> None:
         """Stop reading and close the connection; the text so far stays in ``text``."""
-        if self._gen is not None:
-            await self._gen.aclose()  # type: ignore[attr-defined]
+        gen = self._live_gen()
+        if gen is not None:
+            await gen.aclose()
         if self._response is not None:
             await self._response.aclose()
+
+    def _live_gen(self) -> Any:
+        if self._gen is not None:
+            return self._gen
+        return self._loop_gen() if self._loop_gen is not None else None
 
     async def __aenter__(self) -> "ChatStream":
         return await self.start()
@@ -106,7 +120,7 @@ class ChatStream:
     def __del__(self) -> None:
         # Connected but never iterated nor closed: close in the background rather than leak.
         response = self._response
-        if response is not None and self._gen is None and not response.is_closed:
+        if response is not None and self._loop_gen is None and not response.is_closed:
             try:
                 asyncio.get_running_loop().create_task(response.aclose())
             except RuntimeError:
@@ -169,7 +183,8 @@ class ChatStream:
                 self._transport._timeout_error("chunk", "/api/chat", chunks=self.chunks).message,
                 phase="chunk", url=self._transport.base_url, partial=self.text) from None
         except httpx.TransportError as exc:
-            raise self._error(f"dropped the connection ({type(exc).__name__})") from None
+            logger.debug("stream from %s broke: %r", self._transport.base_url, exc)
+            raise self._error("dropped the connection") from None
         finally:
             # Leaving the loop early (done, error, cancel) must close httpx's generator here, or
             # it is finalised later on a loop that may never run again.
