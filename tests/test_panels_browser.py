@@ -71,6 +71,16 @@ def shot(page, locator, name: str) -> Path:
     return path
 
 
+def assert_grows(page, locator) -> None:
+    """The text in ``locator`` appears, then grows while the reply streams."""
+    wait_for(lambda: text_length(locator) > 5, 10, "the first streamed text")
+    sizes = [text_length(locator)]
+    for _ in range(4):
+        page.wait_for_timeout(200)
+        sizes.append(text_length(locator))
+    assert sizes[-1] > sizes[0], f"streamed text did not grow: {sizes}"
+
+
 def test_chat_panel_streams_and_stops(page, sim):
     t0 = time.monotonic()
     run_cell(page, 0)
@@ -82,12 +92,7 @@ def test_chat_panel_streams_and_stops(page, sim):
     panel.locator("textarea").fill("Say something [[tokens=60]]")
     panel.get_by_role("button", name="Send").click()
     first = answers.nth(0)
-    wait_for(lambda: text_length(first) > 5, 10, "the first streamed text")
-    sizes = [text_length(first)]
-    for _ in range(5):
-        page.wait_for_timeout(200)
-        sizes.append(text_length(first))
-    assert sizes[-1] > sizes[0], f"streamed text did not grow: {sizes}"
+    assert_grows(page, first)
     wait_for(lambda: "tokens" in first.inner_text(), 15, "the finished reply (stats footer)")
     assert panel.get_by_role("button", name="Send").is_enabled()
 
@@ -132,12 +137,7 @@ def test_vision_panel_upload_ask_stop(page, sim, tmp_path):
     panel.locator("textarea").fill("What colour is the square? [[tokens=50]]")
     panel.get_by_role("button", name="Ask").click()
     answer = panel.locator(".gleitzeit-answer")
-    wait_for(lambda: text_length(answer) > 5, 10, "the first streamed vision text")
-    sizes = [text_length(answer)]
-    for _ in range(4):
-        page.wait_for_timeout(200)
-        sizes.append(text_length(answer))
-    assert sizes[-1] > sizes[0], f"streamed vision text did not grow: {sizes}"
+    assert_grows(page, answer)
     wait_for(lambda: "tokens" in answer.inner_text(), 15, "the vision answer")
     shot(page, panel, "vision_panel.png")
 
