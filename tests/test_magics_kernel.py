@@ -106,6 +106,22 @@ def test_schema_returns_validated_object(kernel, sim):
     assert chats(sim)[-1]["format"]["properties"]["population"]["type"] == "integer"
 
 
+def test_json_and_file_options(kernel, sim, tmp_path):
+    ex = kernel.run("%%llm --json -o data\nGive me a JSON object")
+    assert ex.status == "ok", ex.error
+    assert chats(sim)[-1]["format"] == "json"
+    assert kernel.value("type(data).__name__") in ("dict", "list")
+    notes = tmp_path / "notes.txt"
+    notes.write_text("Sales rose 12% in March.", encoding="utf-8")
+    ex = kernel.run(f"%%llm --file {notes}\nSummarise the notes")
+    assert ex.status == "ok", ex.error
+    sent = chats(sim)[-1]["messages"][-1]["content"]
+    assert "Sales rose 12% in March." in sent and sent.rstrip().endswith("Summarise the notes")
+    missing = kernel.run(f"%%llm --file {tmp_path / 'nope.txt'}\nSummarise")
+    assert missing.status == "error" and "nope.txt" in missing.error["evalue"]
+    assert "nope.txt" not in chats(sim)[-1]["messages"][-1]["content"]  # never pasted into a prompt
+
+
 def test_schema_truncated_reply_says_so(kernel, sim):
     kernel.run("schema = {'type': 'object', 'properties': {'a': {'type': 'string'}}, 'required': ['a']}")
     ex = kernel.run("%%llm --schema schema --max-tokens 2\nGive JSON")

@@ -70,7 +70,7 @@ class ModelNotFoundError(LLMError):
 
 
 class ProviderTimeoutError(LLMError):
-    """A timeout phase ran out: ``phase`` is 'connect', 'first_byte', 'chunk' or 'write'."""
+    """A timeout ran out: ``phase`` is 'connect', 'first_byte', 'chunk', 'write' or 'pool'."""
 
     def __init__(self, message: str, *, phase: str, url: str | None = None,
                  partial: str = "") -> None:

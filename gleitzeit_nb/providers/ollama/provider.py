@@ -90,7 +90,6 @@ class OllamaProvider(ProtocolProvider):
         if name == "embed":
             return await self._embed(params)
         stream = self._open_stream(name, params)
-        logger.debug("%s request to %s with model %s", name, self.base_url, params["model"])
         await stream.collect()
         return self._result(name, params, stream)
 
@@ -107,9 +106,11 @@ class OllamaProvider(ProtocolProvider):
 
     def _open_stream(self, name: str, params: dict[str, Any]) -> ChatStream:
         body = build_chat_body(name, params, stream=True)
+        logger.debug("%s request to %s with model %s", name, self.base_url, params["model"])
         return ChatStream(self._transport, body, model=params["model"])
 
     async def _embed(self, params: dict[str, Any]) -> dict[str, Any]:
+        logger.debug("embed request to %s with model %s", self.base_url, params["model"])
         data = await self._transport.request_json("POST", "/api/embed", build_embed_body(params),
                                                   model=params["model"])
         return {
