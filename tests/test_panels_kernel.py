@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import io
-import time
 
 import pytest
 from PIL import Image
@@ -60,9 +59,7 @@ def test_stop_closes_stream_and_keeps_partial(kernel, sim):
     # let it stream a while: the loop runs between cells, and while a cell awaits
     assert kernel.run("import asyncio\nawait asyncio.sleep(0.6)").status == "ok"
     assert kernel.run("p.stop()\nawait t").status == "ok"
-    t0 = time.monotonic()
     assert sim.wait_for_disconnects(1, timeout=1.0), "simulator saw no disconnect"
-    assert time.monotonic() - t0 < 1.0
     partial = kernel.value("p.messages[-1]['content']")
     assert partial and len(partial.split()) < 400
     md = kernel.value("p.transcript.children[-1].children[1].outputs[0]['data']['text/markdown']")
