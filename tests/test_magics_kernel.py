@@ -201,6 +201,8 @@ def test_interrupt_closes_stream_keeps_partial(kernel, sim):
     assert sim.wait_for_disconnects(1, timeout=1.0)
     assert sim.disconnects[0].time - interrupted_at < 1.0
     assert ex.status == "error" and ex.error["ename"] == "KeyboardInterrupt"
+    # One line saying what happened, not the event loop's internals.
+    assert len(ex.error["traceback"]) <= 2 and "connection closed" in ex.error["traceback"][0]
     bundle = reply_markdown(ex)
     assert len(bundle["text/plain"].split()) >= 5 and "interrupted" in bundle["text/markdown"]
     sim.token_delay = 0.0
@@ -213,6 +215,16 @@ def test_interrupt_closes_stream_keeps_partial(kernel, sim):
     turn = kernel.value("__import__('gleitzeit_nb.notebook.connection', fromlist=['x'])"
                         ".CONNECTIONS.sessions.get().messages[1]")
     assert turn["interrupted"] is True and turn["content"] == kept["content"]
+
+
+def test_other_interrupts_keep_their_traceback(kernel):
+    msg_id = kernel.kc.execute("import time\nfor _ in range(100):\n    time.sleep(0.05)")
+    time.sleep(0.5)
+    kernel.interrupt()
+    ex = kernel.collect(msg_id)
+    assert ex.error["ename"] == "KeyboardInterrupt"
+    assert "connection closed" not in str(ex.error["traceback"])
+    assert "time.sleep" in str(ex.error["traceback"])
 
 
 def test_python_twin(kernel, sim):

@@ -2,30 +2,21 @@
 
 The simulator streams slowly (``token_delay``) so the growing text and Stop can be seen.
 Screenshots go to ``build/screenshots/`` (their paths are printed; ``pytest -s`` shows them).
-In CI (``CI`` set) a missing chromium or playwright is a failure, not a skip.
 """
 
 from __future__ import annotations
 
-import os
 import time
-from pathlib import Path
 
 import pytest
 from PIL import Image
 
 from gleitzeit_nb.testing import OllamaSimulator
 
-from .browser.lab import CHROMIUM, CHROMIUM_ARGS, jupyter_lab, kernel_idle, run_cell, \
-    text_length, wait_for, write_notebook
+from .browser.lab import BROWSER_MARKS, assert_grows, notebook_page, run_cell, shot, text_length, \
+    wait_for
 
-IN_CI = bool(os.environ.get("CI"))
-
-pytestmark = [
-    pytest.mark.skipif(not os.path.exists(CHROMIUM) and not IN_CI,
-                       reason=f"{CHROMIUM} is missing (apt-get install chromium)"),
-    pytest.mark.timeout(120),
-]
+pytestmark = BROWSER_MARKS
 
 CELLS = [
     "from gleitzeit_nb.widgets import ChatPanel, VisionPanel\n"
@@ -42,43 +33,9 @@ def sim():
 
 @pytest.fixture(scope="module")
 def page(sim, tmp_path_factory, pytestconfig):
-    if IN_CI:
-        import playwright.sync_api as sync_api
-    else:
-        sync_api = pytest.importorskip("playwright.sync_api")
-    root = tmp_path_factory.mktemp("lab")
-    write_notebook(root / "panels.ipynb", CELLS)
     env = {"OLLAMA_HOST": sim.url, "GLEITZEIT_DISPLAY": "live", "MPLBACKEND": "agg"}
-    with jupyter_lab(root, env) as lab, sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            pg = browser.new_page(viewport={"width": 1280, "height": 1000})
-            pg.set_default_timeout(20_000)
-            pg.goto(lab.notebook_url("panels.ipynb"))
-            pg.locator(".jp-Notebook .jp-Cell").first.wait_for()
-            wait_for(lambda: kernel_idle(lab), 30, "the notebook's kernel to be ready", 0.3)
-            pg.shots = pytestconfig.rootpath / "build" / "screenshots"  # type: ignore[attr-defined]
-            pg.shots.mkdir(parents=True, exist_ok=True)
-            yield pg
-        finally:
-            browser.close()
-
-
-def shot(page, locator, name: str) -> Path:
-    path = page.shots / name
-    locator.screenshot(path=str(path))
-    print(f"screenshot: {path}")
-    return path
-
-
-def assert_grows(page, locator) -> None:
-    """The text in ``locator`` appears, then grows while the reply streams."""
-    wait_for(lambda: text_length(locator) > 5, 10, "the first streamed text")
-    sizes = [text_length(locator)]
-    for _ in range(4):
-        page.wait_for_timeout(200)
-        sizes.append(text_length(locator))
-    assert sizes[-1] > sizes[0], f"streamed text did not grow: {sizes}"
+    with notebook_page(tmp_path_factory.mktemp("lab"), CELLS, env, pytestconfig) as pg:
+        yield pg
 
 
 def test_chat_panel_streams_and_stops(page, sim):

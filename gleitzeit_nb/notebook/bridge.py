@@ -34,10 +34,12 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
     task = loop.create_task(coro)
     try:
         return loop.run_until_complete(task)
-    except BaseException:
+    except BaseException as exc:
         if not task.done():
             task.cancel()
             _await_cleanup(loop, task)
+        if isinstance(exc, KeyboardInterrupt):
+            exc.requests_cancelled = True  # type: ignore[attr-defined]  # for the short message
         raise
 
 

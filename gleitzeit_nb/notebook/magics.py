@@ -204,16 +204,24 @@ class LLMMagics(Magics, Configurable):
             self.shell.user_ns[name] = value
 
 
+INTERRUPTED = ("KeyboardInterrupt: the request was cancelled and its connection closed; what "
+               "had arrived is kept above.")
+
+
 def show_llm_error(shell: Any, etype: type, value: BaseException, tb: Any,
                    tb_offset: int | None = None) -> None:
-    """IPython custom-exception hook: one readable line instead of a long traceback."""
+    """IPython custom-exception hook: one readable line instead of a long traceback.
+
+    Also for a kernel interrupt that stopped a request (the traceback would only show the
+    event loop's internals); any other ``KeyboardInterrupt`` keeps IPython's display."""
     sys.last_type, sys.last_value, sys.last_traceback = etype, value, tb  # for %tb
     magics = shell.magics_manager.registry.get("LLMMagics")
-    if magics is not None and magics.debug:
+    ours = not isinstance(value, KeyboardInterrupt) or getattr(value, "requests_cancelled", False)
+    if not ours or (magics is not None and magics.debug):
         shell.showtraceback((etype, value, tb), tb_offset=tb_offset)
         return
     shell._showtraceback(etype, value, [
-        f"{etype.__name__}: {value}",
+        INTERRUPTED if isinstance(value, KeyboardInterrupt) else f"{etype.__name__}: {value}",
         "(Full traceback: %tb, or %config LLMMagics.debug = True)",
     ])
 
@@ -224,6 +232,6 @@ def register(shell: Any) -> LLMMagics:
 
     magics = LLMMagics(shell=shell)
     shell.register_magics(magics)
-    shell.set_custom_exc((LLMError,), show_llm_error)
+    shell.set_custom_exc((LLMError, KeyboardInterrupt), show_llm_error)
     register_help_escape(shell, ["llm", "vision", "llm_batch"])
     return magics

@@ -15,8 +15,18 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+IN_CI = bool(os.environ.get("CI"))
+
+# In CI (``CI`` set) a missing chromium or playwright is a failure, not a skip.
+BROWSER_MARKS = [
+    pytest.mark.skipif(not os.path.exists(CHROMIUM) and not IN_CI,
+                       reason=f"{CHROMIUM} is missing (apt-get install chromium)"),
+    pytest.mark.timeout(120),
+]
 
 
 @dataclass
@@ -90,6 +100,50 @@ def jupyter_lab(root: Path, env: dict[str, str], timeout: float = 60) -> Iterato
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(5)
+
+
+@contextmanager
+def notebook_page(root: Path, cells: list[str], env: dict[str, str], config) -> Iterator:
+    """JupyterLab with a notebook of ``cells`` open in headless chromium, its kernel ready.
+
+    Screenshots (``shot``) go to ``build/screenshots`` under the pytest root."""
+    if not IN_CI:
+        pytest.importorskip("playwright.sync_api")
+    from playwright.sync_api import sync_playwright
+
+    shots = config.rootpath / "build" / "screenshots"
+
+    write_notebook(root / "test.ipynb", cells)
+    with jupyter_lab(root, env) as lab, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1000})
+            page.set_default_timeout(20_000)
+            page.goto(lab.notebook_url("test.ipynb"))
+            page.locator(".jp-Notebook .jp-Cell").first.wait_for()
+            wait_for(lambda: kernel_idle(lab), 30, "the notebook's kernel to be ready", 0.3)
+            page.shots = shots
+            shots.mkdir(parents=True, exist_ok=True)
+            yield page
+        finally:
+            browser.close()
+
+
+def shot(page, locator, name: str) -> Path:
+    path = page.shots / name
+    locator.screenshot(path=str(path))
+    print(f"screenshot: {path}")
+    return path
+
+
+def assert_grows(page, locator) -> None:
+    """The text in ``locator`` appears, then grows while the reply streams."""
+    wait_for(lambda: text_length(locator) > 5, 10, "the first streamed text")
+    sizes = [text_length(locator)]
+    for _ in range(4):
+        page.wait_for_timeout(200)
+        sizes.append(text_length(locator))
+    assert sizes[-1] > sizes[0], f"streamed text did not grow: {sizes}"
 
 
 def kernel_idle(lab: Lab) -> bool:
