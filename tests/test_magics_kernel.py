@@ -133,10 +133,15 @@ def test_schema_truncated_reply_says_so(kernel, sim):
 
 
 def test_think_block(kernel, sim):
-    bundle = reply_markdown(kernel.run("%%llm -m qwen3 --think\nWhy is the sky blue?"))
+    sim.token_delay = 0.02  # 40 words of thinking: streamed over ~0.8 s
+    sim.reply_with("Rayleigh scattering.", thinking="Short wavelengths scatter more. " * 10)
+    ex = kernel.run("%%llm -m qwen3 --think\nWhy is the sky blue?")
     assert chats(sim)[-1]["think"] is True
-    md = bundle["text/markdown"]
-    assert "<details>" in md and "Thinking" in md  # collapsed at the end
+    updates = [m["content"]["data"]["text/markdown"] for m in ex.of_type("update_display_data")]
+    assert any("<details open>" in u and "Short wavelengths" in u for u in updates)  # shown live
+    md = reply_markdown(ex)["text/markdown"]
+    assert "<details>" in md and "Thinking" in md and "Short wavelengths" in md  # collapsed
+    assert "Rayleigh scattering." in md.split("</details>", 1)[1]
     kernel.run("%%llm -m qwen3 --think high\nAgain")
     assert chats(sim)[-1]["think"] == "high"
 

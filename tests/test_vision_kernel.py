@@ -23,8 +23,12 @@ def kernel(shared_sim, tmp_path_factory):
     k.shutdown()
 
 
+def chat_bodies(sim) -> list[dict]:
+    return [r.body for r in sim.requests if r.path == "/api/chat"]
+
+
 def sent_image(sim) -> Image.Image:
-    body = [r.body for r in sim.requests if r.path == "/api/chat"][-1]
+    body = chat_bodies(sim)[-1]
     (b64,) = body["messages"][-1]["images"]
     return Image.open(io.BytesIO(base64.b64decode(b64)))
 
@@ -143,3 +147,40 @@ def test_non_vision_model_warns(kernel, sim):
     save(kernel, "w.png", Image.new("RGB", (16, 16), "blue"))
     ex = kernel.run("%vision -m llama3.2 w.png What?")
     assert "no vision capability" in ex.stderr and "llava:latest" in ex.stderr
+
+
+def test_without_a_model_a_vision_model_is_picked(kernel, sim):
+    save(kernel, "auto.png", Image.new("RGB", (24, 24), "orange"))
+    ex = kernel.run("%vision auto.png What colour?")
+    assert ex.status == "ok", ex.error
+    assert chat_bodies(sim)[-1]["model"] == "llava:latest"  # the installed vision model
+    kernel.run("%config LLMMagics.vision_model = 'gemma3'")
+    try:
+        assert kernel.run("%vision auto.png Again?").status == "ok"
+        assert chat_bodies(sim)[-1]["model"].startswith("gemma3")
+    finally:
+        kernel.run("%config LLMMagics.vision_model = ''")
+
+
+def test_bytes_variable_and_thumbnail_shows_what_was_sent(kernel, sim):
+    ex = kernel.run("import io\nfrom PIL import Image\nbuf = io.BytesIO()\n"
+                    "Image.new('RGB', (2048, 1024), 'purple').save(buf, format='PNG')\n"
+                    "raw = buf.getvalue()")
+    assert ex.status == "ok", ex.error
+    ex = kernel.run("%vision -m llava raw What is it?")
+    assert ex.status == "ok", ex.error
+    sent, thumb = sent_image(sim), thumbnail(ex)
+    assert sent.size == (1024, 512)
+    assert abs(thumb.size[0] / thumb.size[1] - 2.0) < 0.05  # same picture, scaled down
+    assert thumb.convert("RGB").getpixel((thumb.size[0] // 2, thumb.size[1] // 2)) == \
+        sent.convert("RGB").getpixel((512, 256))
+
+
+def test_figure_closed_by_the_inline_backend(kernel, sim):
+    ex = kernel.run("%matplotlib inline\nimport matplotlib.pyplot as plt\n"
+                    "fig2, ax2 = plt.subplots(figsize=(4, 2), dpi=50)\nax2.bar([1, 2], [3, 1])")
+    assert ex.status == "ok", ex.error
+    assert kernel.value("plt.fignum_exists(fig2.number)") is False  # shown, then closed
+    ex = kernel.run("%vision -m llava fig2 Describe the chart")
+    assert ex.status == "ok", ex.error
+    assert sent_image(sim).size == (200, 100)
