@@ -130,8 +130,19 @@ def test_bilevel_and_animated_gif_first_frame():
 
 # --- size, re-encoding and pass-through ------------------------------------------------------
 
-def test_big_jpeg_is_drafted_down_to_1024(big_jpeg):
+def test_big_jpeg_is_drafted_down_to_1024(big_jpeg, monkeypatch):
+    from PIL import JpegImagePlugin
+
+    decoded_at = []
+    real_load = JpegImagePlugin.JpegImageFile.load
+
+    def load(self):
+        decoded_at.append(self.size)  # after draft(): the size the decoder actually produces
+        return real_load(self)
+
+    monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "load", load)
     p = prepare_image(big_jpeg, max_edge=1024)
+    assert decoded_at and max(decoded_at[0]) <= 6000 // 4  # DCT-scaled, never a full decode
     assert p.size == (1024, 683) and p.original_size == (6000, 4000) and p.format == "JPEG"
     assert p.original_bytes == len(Path(big_jpeg).read_bytes())
     assert len(p.data) * 10 <= p.original_bytes
