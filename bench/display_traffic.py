@@ -15,7 +15,6 @@ import argparse
 import json
 import os
 import queue
-import time
 
 from jupyter_client import KernelManager
 

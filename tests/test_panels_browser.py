@@ -13,8 +13,7 @@ from PIL import Image
 
 from gleitzeit_nb.testing import OllamaSimulator
 
-from .browser.lab import BROWSER_MARKS, assert_grows, notebook_page, run_cell, shot, text_length, \
-    wait_for
+from .browser.lab import BROWSER_MARKS, assert_grows, notebook_page, run_cell, shot, wait_for
 
 pytestmark = BROWSER_MARKS
 
