@@ -9,11 +9,10 @@ from __future__ import annotations
 import pytest
 from PIL import Image
 
-from gleitzeit_nb.testing import OllamaSimulator
-
 from .browser.lab import BROWSER_MARKS, assert_grows, notebook_page, run_cell, shot, wait_for
 
 pytestmark = BROWSER_MARKS
+SHARED_SIM = True  # one simulator for the module's notebook; `sim` is it, reset per test
 
 CELLS = [
     '%load_ext gleitzeit_nb\n%config LLMMagics.model = "llama3.2"',
@@ -41,18 +40,12 @@ Inline math $x^2$ and a trap: <img src=x onerror="window.__pwned=1"> and
 
 
 @pytest.fixture(scope="module")
-def sim():
-    with OllamaSimulator(token_delay=0.02) as s:
-        yield s
-
-
-@pytest.fixture(scope="module")
-def page(sim, tmp_path_factory, pytestconfig):
+def page(shared_sim, tmp_path_factory, pytestconfig):
     root = tmp_path_factory.mktemp("magics")
     img = Image.new("RGB", (1600, 1200), "white")
     img.paste((30, 60, 200), (400, 300, 1200, 900))
     img.save(root / "square.png")
-    env = {"OLLAMA_HOST": sim.url, "GLEITZEIT_DISPLAY": "", "MPLBACKEND": "agg"}
+    env = {"OLLAMA_HOST": shared_sim.url, "GLEITZEIT_DISPLAY": "", "MPLBACKEND": "agg"}
     with notebook_page(root, CELLS, env, pytestconfig) as pg:
         run_cell(pg, 0)
         yield pg
@@ -98,7 +91,7 @@ def test_interrupt_keeps_partial_and_closes_stream(page, sim):
     wait_for(lambda: "KeyboardInterrupt" in out.inner_text(), 5, "the cell to show the interrupt")
     assert "connection closed" in out.inner_text() and "nest_asyncio" not in out.inner_text()
     shot(page, out, "llm_interrupted.png")
-    sim.token_delay = 0.02
+    sim.token_delay = 0.0
 
 
 def test_vision_shows_the_image_beside_the_answer(page, sim):

@@ -11,11 +11,10 @@ import time
 import pytest
 from PIL import Image
 
-from gleitzeit_nb.testing import OllamaSimulator
-
 from .browser.lab import BROWSER_MARKS, assert_grows, notebook_page, run_cell, shot, wait_for
 
 pytestmark = BROWSER_MARKS
+SHARED_SIM = True  # one simulator for the module's notebook; `sim` is it, reset per test
 
 CELLS = [
     "from gleitzeit_nb.widgets import ChatPanel, VisionPanel\n"
@@ -25,14 +24,8 @@ CELLS = [
 
 
 @pytest.fixture(scope="module")
-def sim():
-    with OllamaSimulator(token_delay=0.04) as s:
-        yield s
-
-
-@pytest.fixture(scope="module")
-def page(sim, tmp_path_factory, pytestconfig):
-    env = {"OLLAMA_HOST": sim.url, "GLEITZEIT_DISPLAY": "live", "MPLBACKEND": "agg"}
+def page(shared_sim, tmp_path_factory, pytestconfig):
+    env = {"OLLAMA_HOST": shared_sim.url, "GLEITZEIT_DISPLAY": "live", "MPLBACKEND": "agg"}
     with notebook_page(tmp_path_factory.mktemp("lab"), CELLS, env, pytestconfig) as pg:
         yield pg
 
