@@ -222,6 +222,24 @@ def test_interrupt_closes_stream_keeps_partial(kernel, sim):
     assert turn["interrupted"] is True and turn["content"] == kept["content"]
 
 
+def test_interrupt_in_a_cell_that_awaits(kernel, sim):
+    """ipykernel only cancels the task of a cell with top-level await; the request must stop."""
+    sim.token_delay = 0.02
+    msg_id = kernel.kc.execute("import asyncio\nawait asyncio.sleep(0)\n"
+                               "%llm Long story [[tokens=1000]]")
+    deadline = time.monotonic() + 10
+    while sim.active == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.3)
+    kernel.interrupt()
+    ex = kernel.collect(msg_id)
+    assert ex.status == "error" and ex.error["ename"] == "KeyboardInterrupt"
+    assert sim.wait_for_disconnects(1, timeout=1.0)
+    assert sim.disconnects[0].chunks_sent < 500
+    sim.token_delay = 0.0
+    assert kernel.run("await asyncio.sleep(0)\n%llm Still there?").status == "ok"
+
+
 def test_other_interrupts_keep_their_traceback(kernel):
     msg_id = kernel.kc.execute("import time\nfor _ in range(100):\n    time.sleep(0.05)")
     time.sleep(0.5)

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import threading
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -32,15 +34,35 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
     """Run ``coro`` to completion from synchronous code and return its result."""
     loop = current_loop()
     task = loop.create_task(coro)
+    with _interrupt_raises():
+        try:
+            return loop.run_until_complete(task)
+        except BaseException as exc:
+            if not task.done():
+                task.cancel()
+                _await_cleanup(loop, task)
+            if isinstance(exc, KeyboardInterrupt):
+                exc.requests_cancelled = True  # type: ignore[attr-defined]  # for the short message
+            raise
+
+
+@contextmanager
+def _interrupt_raises() -> Iterator[None]:
+    """While a request runs, SIGINT (a kernel interrupt, Ctrl-C) raises ``KeyboardInterrupt``.
+
+    In a cell that uses ``await`` ipykernel swaps in a handler that only cancels the cell's
+    task, which cannot happen while this synchronous call drives the loop: the request would
+    run to its end and the cell would never finish.
+    """
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is signal.default_int_handler):
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        return loop.run_until_complete(task)
-    except BaseException as exc:
-        if not task.done():
-            task.cancel()
-            _await_cleanup(loop, task)
-        if isinstance(exc, KeyboardInterrupt):
-            exc.requests_cancelled = True  # type: ignore[attr-defined]  # for the short message
-        raise
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def current_loop() -> asyncio.AbstractEventLoop:
