@@ -51,6 +51,18 @@ def test_send_streams_and_fills_messages(kernel, sim):
     assert kernel.value("p.send_button.disabled") is False
 
 
+def test_stop_twice_still_closes_the_stream(kernel, sim):
+    """A double-click on Stop: the second cancel must not cut short the closing connection."""
+    sim.token_delay = 0.02
+    assert kernel.run("import asyncio\np = ChatPanel(model='llama3.2')\n"
+                      "t = p.send('Tell me a long story [[tokens=400]]')\n"
+                      "await asyncio.sleep(0.4)\n"
+                      "p.stop()\nawait asyncio.sleep(0)\np.stop()\np.clear()\n"
+                      "await asyncio.gather(t, return_exceptions=True)").status == "ok"
+    assert sim.wait_for_disconnects(1, timeout=1.0), "the server kept generating"
+    assert kernel.value("p.messages") == []
+
+
 def test_stop_closes_stream_and_keeps_partial(kernel, sim):
     sim.token_delay = 0.05
     assert kernel.run("p = ChatPanel(model='llama3.2')\n"

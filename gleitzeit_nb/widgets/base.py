@@ -112,8 +112,11 @@ class PanelBase(w.VBox):
         return reply
 
     def stop(self) -> None:
-        """Cancel the running request: the HTTP stream closes, the partial answer stays."""
-        if self.running and self._task is not None:
+        """Cancel the running request: the HTTP stream closes, the partial answer stays.
+
+        Once only: a second cancel while httpx closes the connection cuts that short, and the
+        server would go on generating (a double-click on Stop, or Stop then Clear)."""
+        if self.running and self._task is not None and not self._task.cancelling():
             if self._stream is not None:
                 self._stream.stopped = True
             self._task.cancel()
