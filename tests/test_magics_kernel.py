@@ -270,3 +270,14 @@ def test_llm_chat_shows_a_panel_sharing_the_session(kernel, sim):
     assert "ChatPanel shared 2" in ex.stdout
     bad = kernel.run("%llm_chat stray words")
     assert bad.status == "error" and "options only" in bad.stderr
+
+
+def test_llm_chat_takes_the_magics_settings(kernel, sim):
+    kernel.run("%config LLMMagics.timeout = 42.0\n%config LLMMagics.max_tokens = 5")
+    try:
+        ex = kernel.run("p = %llm_chat\nr = await p.send('Hi [[tokens=50]]')\nprint(p.timeout)")
+        assert ex.status == "ok", ex.error
+        assert ex.stdout.strip() == "42.0"
+        assert chats(sim)[-1]["options"]["num_predict"] == 5
+    finally:
+        kernel.run("%config LLMMagics.timeout = 120.0\n%config LLMMagics.max_tokens = None")

@@ -139,7 +139,8 @@ class LLMMagics(Magics, Configurable):
         return show_chat(model=args.model or self.model or None, session=args.session,
                          system=args.system if args.system is not None else self.system,
                          temperature=args.temperature if args.temperature is not None
-                         else self.temperature, host=self.host or None)
+                         else self.temperature, host=self.host or None, timeout=self.timeout,
+                         max_tokens=self.max_tokens)
 
     @line_magic
     def llm_store(self, line: str) -> str:

@@ -34,11 +34,13 @@ class ChatPanel(PanelBase):
 
     def __init__(self, model: str | None = None, session: str | None = None,
                  system: str | None = None, host: str | None = None,
-                 temperature: float | None = None, timeout: float = 120.0) -> None:
+                 temperature: float | None = None, timeout: float = 120.0,
+                 max_tokens: int | None = None) -> None:
         super().__init__(model=model, host=host)
         self.session = session or f"panel-{next(_numbers)}"
         self.system = system
         self.timeout = timeout
+        self.max_tokens = max_tokens
         self.transcript = w.VBox(layout=w.Layout(max_height="480px", overflow="auto"))
         self.transcript.add_class("gleitzeit-transcript")
         self.prompt = w.Textarea(placeholder="Ask something…", rows=3,
@@ -85,7 +87,8 @@ class ChatPanel(PanelBase):
         stream = WidgetStream(lambda bundle: show_bundle(out, bundle), model=self.model or "")
         req = Request(prompt=text, model=self.model, host=self.host, timeout=self.timeout,
                       session=self.session, display=None,
-                      options={"system": self.system, "temperature": self.temperature.value
+                      options={"system": self.system, "max_tokens": self.max_tokens,
+                               "temperature": self.temperature.value
                                if self._temperature_set else None})
         return self._start(lambda s: ask_async(req, display=s), stream)
 
