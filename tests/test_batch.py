@@ -92,6 +92,40 @@ def test_on_error_raise_stops_at_the_first_error_and_keeps_the_finished_rows(sim
     assert len(chats(sim4)) == 2 and batch.last_result is partial
 
 
+def test_on_error_raise_covers_rows_whose_template_fails(sim4):
+    items = [{"a": "x"}, {"b": "y"}, {"a": "z"}]
+    with pytest.raises(InvalidParamsError, match=r"^Batch row 1: \{a\} is neither a field of "
+                                                 r"this row \(.*b\) nor a notebook variable"):
+        batch.run_batch(items, "Q {a}", model=MODEL, host=sim4.url, on_error="raise",
+                        progress=False)
+    assert chats(sim4) == []  # stopped before any request
+    out = batch.run_batch(items, "Q {a}", model=MODEL, host=sim4.url, progress=False)
+    assert list(out.errors) == [1] and out[0] and out[2]
+
+
+def test_missing_values_are_row_errors_not_nan_text(sim4):
+    df = pd.DataFrame({"text": ["one", None, float("nan"), "four"], "n": [1, 2, 3, pd.NA]},
+                      index=["a", "b", "c", "d"])
+    out = batch.run_batch(df, "T {text}", model=MODEL, host=sim4.url, progress=False)
+    assert out["error"].notna().tolist() == [False, True, True, False]
+    assert "{text} has no value in this row" in out.loc["c", "error"]
+    assert "dropna(subset=['text'])" in out.loc["c", "error"]
+    assert sorted(chats(sim4)) == ["T four", "T one"]  # no "T nan", no "T None"
+    out = batch.run_batch(df, "N {n}", model=MODEL, host=sim4.url, progress=False)
+    assert out["error"].notna().tolist() == [False, False, False, True]
+
+
+def test_series_with_repeated_labels_keeps_every_error(sim4):
+    sim4.inject("http_error", status=500, count=3)
+    s = pd.Series(["a", "b", "c"], index=["i", "i", "j"])
+    out = batch.run_batch(s, model=MODEL, host=sim4.url, concurrency=1, progress=False)
+    assert list(out.index) == ["i", "i", "j"] and sorted(out.attrs["errors"]) == [0, 1, 2]
+    sim4.inject("http_error", status=500, count=1)
+    out = batch.run_batch(pd.Series(["a", "b"], index=["x", "y"]), model=MODEL, host=sim4.url,
+                          concurrency=1, progress=False)
+    assert list(out.attrs["errors"]) == ["x"]
+
+
 def test_on_error_skip_drops_failed_rows(sim4):
     sim4.inject("http_error", status=500, count=1)
     out = batch.run_batch([f"q{i} [[tokens=5]]" for i in range(6)], model=MODEL, host=sim4.url,

@@ -70,6 +70,12 @@ def test_batch_rows_replay(store, monkeypatch):
     monkeypatch.setenv("GLEITZEIT_REPLAY", "replay")
     again = gleitzeit_nb.batch(prompts, model="llama3.2", host=url, progress=False)
     assert list(again) == list(live) and not again.errors
+    # A row never recorded is that row's error; the others still replay.
+    mixed = gleitzeit_nb.batch(prompts[:2] + ["A new ticket"] + prompts[2:], model="llama3.2",
+                               host=url, progress=False)
+    assert mixed.complete and list(mixed.errors) == [2]
+    assert isinstance(mixed.errors[2], ReplayMissError) and "A new ticket" in str(mixed.errors[2])
+    assert mixed[:2] + mixed[3:] == list(live)
 
 
 def test_kernel_replay_is_byte_identical(tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import math
 import os
 from collections import ChainMap
 from collections.abc import Mapping
@@ -76,11 +77,50 @@ def build_rows(items: Any, prompt: str | None, *, images: bool = False,
     return rows
 
 
-def _fill(rows: Rows, i: int, template: str, mapping: Mapping[str, Any]) -> None:
+def _fill(rows: Rows, i: int, template: str, fields: Mapping[str, Any],
+          extra: Mapping[str, Any]) -> None:
+    """Row ``i``'s prompt from its ``fields`` (columns, dict keys…) and notebook ``extra``."""
     try:
-        rows.prompts[i] = interpolate(template, mapping)
+        rows.prompts[i] = interpolate(template, ChainMap(_Fields(fields), _Rest(extra, fields)))
     except InvalidParamsError as exc:
         rows.errors[i] = exc
+
+
+class _Fields(dict):
+    """A row's fields: a missing value (NaN, None, NA) is the row's error, not the text 'nan'."""
+
+    def __getitem__(self, key: str) -> Any:
+        value = super().__getitem__(key)
+        if (value is None or (isinstance(value, float) and math.isnan(value))
+                or type(value).__name__ in ("NAType", "NaTType")):
+            raise InvalidParamsError(
+                f"{{{key}}} has no value in this row ({value!r}); fill or drop the missing "
+                f"values first, e.g. df.dropna(subset=[{key!r}]) or df.fillna({{{key!r}: ''}}).",
+                param="prompt")
+        return value
+
+
+class _Rest(Mapping[str, Any]):
+    """The notebook's names, after the row's own; a name in neither is the row's error."""
+
+    def __init__(self, extra: Mapping[str, Any], fields: Mapping[str, Any]) -> None:
+        self._extra, self._fields = extra, fields
+
+    def __getitem__(self, key: str) -> Any:
+        try:
+            return self._extra[key]
+        except KeyError:
+            shown = ", ".join(str(k) for k in list(self._fields)[:12])
+            raise InvalidParamsError(
+                f"{{{key}}} is neither a field of this row ({shown}) nor a notebook variable; "
+                f"fix the template, or write {{{{{key}}}}} for literal braces.",
+                param="prompt") from None
+
+    def __iter__(self) -> Any:
+        return iter(self._extra)
+
+    def __len__(self) -> int:
+        return len(self._extra)
 
 
 def _value_rows(kind: str, values: list[Any], labels: list[Any], prompt: str | None,
@@ -97,8 +137,8 @@ def _value_rows(kind: str, values: list[Any], labels: list[Any], prompt: str | N
         own: dict[str, Any] = {"item": value, "x": value, "index": labels[i]}
         if isinstance(name, str) and name.isidentifier():
             own[name] = value
-        layers = [dict(value), own] if isinstance(value, Mapping) else [own]
-        _fill(rows, i, prompt, ChainMap(*layers, extra))
+        fields = {**own, **value} if isinstance(value, Mapping) else own
+        _fill(rows, i, prompt, fields, extra)
     return rows
 
 
@@ -110,8 +150,8 @@ def _frame_rows(df: Any, prompt: str | None, extra: Mapping[str, Any]) -> Rows:
     labels = list(df.index)
     rows = Rows("frame", labels, [None] * len(df), index=df.index)
     for i, record in enumerate(df.to_dict("records")):
-        mapping = {str(k): v for k, v in record.items()}
-        _fill(rows, i, prompt, ChainMap(mapping, {"index": labels[i]}, extra))
+        _fill(rows, i, prompt, {"index": labels[i], **{str(k): v for k, v in record.items()}},
+              extra)
     return rows
 
 
@@ -134,7 +174,7 @@ def _image_rows(items: Any, prompt: str | None, extra: Mapping[str, Any]) -> Row
     template = prompt or DEFAULT_IMAGE_PROMPT
     for i, src in enumerate(sources):
         path = os.fspath(src) if isinstance(src, (str, os.PathLike)) else None
-        _fill(rows, i, template, ChainMap({"item": src, "path": path, "index": labels[i]}, extra))
+        _fill(rows, i, template, {"item": src, "path": path, "index": labels[i]}, extra)
     return rows
 
 

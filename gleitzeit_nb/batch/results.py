@@ -73,8 +73,10 @@ def shape(rows: Rows, outcomes: list[RowOutcome | None], *, skip: bool, schema: 
     import pandas as pd
 
     index = rows.index[keep] if skip else rows.index
-    errors = {rows.labels[i]: _message(outcomes[i]) for i in range(len(outcomes))
-              if _message(outcomes[i]) is not None}
+    # Keyed by index label; by position where labels repeat (a label would lose a row's error).
+    unique = len(set(rows.labels)) == len(rows.labels) if _hashable(rows.labels) else False
+    errors = {rows.labels[i] if unique else i: _message(outcomes[i])
+              for i in range(len(outcomes)) if _message(outcomes[i]) is not None}
     attrs = {**info, "pending": [rows.labels[i] for i in pending]}
     if rows.kind == "series":
         out = pd.Series([_value(outcomes[i]) for i in keep], index=index, name="answer",
@@ -89,6 +91,14 @@ def shape(rows: Rows, outcomes: list[RowOutcome | None], *, skip: bool, schema: 
     frame["seconds"] = _typed([o.seconds for o in done], "float", index)
     frame.attrs.update(attrs)
     return frame
+
+
+def _hashable(labels: list[Any]) -> bool:
+    try:
+        set(labels)
+    except TypeError:
+        return False
+    return True
 
 
 def _value(outcome: RowOutcome | None) -> Any:

@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .. import replay
+from ..replay.errors import ReplayMissError
 from ..core import LLM_PROTOCOL_V1, ExecutionEngine, ProtocolProviderRegistry, Task, TaskResult
 from ..core.errors import (InvalidParamsError, LLMError, ModelNotFoundError,
                            ProviderUnavailableError, StructuredOutputError)
@@ -105,6 +106,9 @@ class Batch:
     # -- running -------------------------------------------------------------------------------
     async def run(self) -> Any:
         """Run every row; the shaped output (also kept as ``gleitzeit_nb.batch.last_result``)."""
+        if self.on_error == "raise" and self.rows.errors:  # before any request is sent
+            first = min(self.rows.errors)
+            raise annotate(self.rows.errors[first], self.rows.labels[first], self.rows.kind)
         todo = [i for i, o in enumerate(self.outcomes) if o is None]
         if not todo:
             return self._finish()
@@ -161,7 +165,10 @@ class Batch:
         method = "vision" if self.images else "chat"
         replayer = replay.current()
         if replayer.active:
-            hit = self._lookup(i, replayer, params)
+            try:
+                hit = self._lookup(i, replayer, params)
+            except ReplayMissError as exc:  # replay mode: this row's error, not the batch's
+                return TaskResult(task_id=f"row-{i}", status=TaskStatus.FAILED, error=exc)
             if hit is not None:
                 now = time.time()
                 return TaskResult(task_id=f"row-{i}", status=TaskStatus.COMPLETED, started_at=now,
@@ -273,9 +280,10 @@ def run_batch(items: Any, prompt: str | None = None, *, model: str | None = None
 
     Returns, in input order: for a list a ``BatchResult`` (a list of replies, or validated
     objects with ``schema``; failed rows None, their errors in ``.errors``, per-row ``.stats``);
-    for a Series a Series with the same index (errors in ``.attrs["errors"]``); for a DataFrame
-    a DataFrame with the same index holding ``answer`` (with ``schema``: one typed column per
-    field), ``error``, ``eval_count`` and ``seconds``.
+    for a Series a Series with the same index (errors in ``.attrs["errors"]``, by index label,
+    or by position where labels repeat); for a DataFrame a DataFrame with the same index
+    holding ``answer`` (with ``schema``: one typed column per field), ``error``, ``eval_count``
+    and ``seconds``. A row whose template field is missing (NaN, None) is a failed row.
 
     ``on_error``: "collect" keeps going and records each failed row; "raise" stops at the first
     failure and raises it (its type, the row in the message and ``.row``); "skip" leaves failed
