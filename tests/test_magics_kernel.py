@@ -51,6 +51,15 @@ def test_streams_updates_and_final_text(kernel, sim):
     assert not ex.of_type("clear_output")
 
 
+def test_text_held_by_the_throttle_shows_when_the_stream_pauses(kernel, sim):
+    sim.token_delay = 0.01
+    sim.inject("stall_after", after=6, seconds=2.0)
+    ex = kernel.run("%%llm\nhi [[tokens=12]]")
+    final = reply_markdown(ex)["text/plain"].split()
+    shown = [m["content"]["data"]["text/plain"].split() for m in ex.of_type("update_display_data")]
+    assert final[:6] in shown  # the 6 chunks before the stall, shown during the stall
+
+
 def test_model_html_is_escaped(kernel, sim):
     sim.reply_with("Hi <script>alert(1)</script> and <img src=x onerror=alert(2)> and `<b>code</b>`")
     bundle = reply_markdown(kernel.run("%%llm\nsay something"))

@@ -78,7 +78,6 @@ async def stream_reply(provider: OllamaProvider, method: str, params: dict[str, 
     stream = None
     try:
         stream = await provider.stream_request(method, params)
-        ticker.cancel()
         async for chunk in stream:
             display.add(chunk.content, chunk.thinking)
     except (KeyboardInterrupt, asyncio.CancelledError):
@@ -98,9 +97,10 @@ async def stream_reply(provider: OllamaProvider, method: str, params: dict[str, 
 
 
 async def _tick(display: ReplyDisplay) -> None:
-    """Refresh the 'waiting for the model' line (elapsed seconds) until the first byte."""
+    """Age the 'waiting for the model' line; once text flows, show what the throttle held back
+    when the stream pauses (a slow token, a stall) instead of waiting for the next chunk."""
     while True:
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(display.min_interval)
         display.tick()
 
 
