@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 import gleitzeit_nb
-from gleitzeit_nb.errors import ReplayMissError, StreamError
+from gleitzeit_nb.errors import InvalidParamsError, ReplayMissError, StreamError
 from gleitzeit_nb.replay import current
 from gleitzeit_nb.testing import OllamaSimulator
 
@@ -59,6 +59,13 @@ def test_record_then_replay_offline(store, monkeypatch):
     with pytest.raises(ReplayMissError):  # an image's bytes changed
         gleitzeit_nb.chat("What is this?", model="llava", host=url, images=[png("blue")],
                           remember=False)
+
+
+def test_replay_without_a_model_or_server_says_to_name_the_model(store, monkeypatch, dead_url):
+    monkeypatch.setenv("GLEITZEIT_REPLAY", "replay")
+    with pytest.raises(InvalidParamsError, match="In replay mode name the model") as info:
+        gleitzeit_nb.chat("Hello", host=dead_url)
+    assert "ollama serve" in str(info.value)
 
 
 def test_batch_rows_replay(store, monkeypatch):

@@ -6,7 +6,8 @@ import asyncio
 import time
 from typing import Any
 
-from ..core.errors import LLMError, ModelNotFoundError, StreamError
+from ..core.errors import (InvalidParamsError, LLMError, ModelNotFoundError,
+                           ProviderUnavailableError, StreamError)
 from ..providers import OllamaProvider
 from ..providers.ollama import ModelInfo, host_from_env, parse_host
 from .display import ReplyDisplay
@@ -47,7 +48,17 @@ class Connections:
 
     async def pick_model(self, provider: OllamaProvider, capability: str) -> str:
         """A model with ``capability``: a loaded one first, else the first installed."""
-        infos = [i for i in await self.models(provider) if capability in i.capabilities]
+        try:
+            infos = [i for i in await self.models(provider) if capability in i.capabilities]
+        except ProviderUnavailableError as exc:
+            from .. import replay
+
+            if replay.current().mode != "replay":
+                raise
+            raise InvalidParamsError(
+                "No model is named, and with no server none can be picked. In replay mode name "
+                "the model the answers were recorded with: -m MODEL, %config LLMMagics.model = "
+                f"'…', or model=. ({exc.message})", param="model") from None
         if not infos:
             raise ModelNotFoundError(
                 PULL_HINTS.get(capability, "a model"), url=provider.base_url,
