@@ -202,6 +202,17 @@ def test_errors_are_readable(kernel, sim, dead_url):
     assert "gleitzeit_nb" in str([m["content"] for m in tb.msgs])  # full traceback on demand
 
 
+def test_slow_model_load_names_the_notebook_setting(kernel, sim):
+    sim.inject("stall_before", seconds=3)
+    kernel.run("%config LLMMagics.timeout = 0.5")
+    try:
+        ex = kernel.run("%%llm\nhi")
+    finally:
+        kernel.run("%config LLMMagics.timeout = 120.0")
+    assert ex.error["ename"] == "ProviderTimeoutError"
+    assert "%config LLMMagics.timeout = 600" in ex.error["traceback"][0]
+
+
 def test_interrupt_closes_stream_keeps_partial(kernel, sim):
     sim.token_delay = 0.02
     msg_id = kernel.kc.execute("%%llm\nLong story [[tokens=1000]]")

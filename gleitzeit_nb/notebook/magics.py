@@ -10,7 +10,7 @@ from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
 from traitlets import Bool, Enum, Float, Int, TraitError, Unicode, observe, validate
 from traitlets.config import Configurable
 
-from ..core.errors import LLMError
+from ..core.errors import LLMError, ProviderTimeoutError
 from . import options as opts
 from .chat import Request, ask
 from .connection import CONNECTIONS
@@ -221,10 +221,11 @@ def show_llm_error(shell: Any, etype: type, value: BaseException, tb: Any,
     if not ours or (magics is not None and magics.debug):
         shell.showtraceback((etype, value, tb), tb_offset=tb_offset)
         return
+    first = INTERRUPTED if isinstance(value, KeyboardInterrupt) else f"{etype.__name__}: {value}"
+    if isinstance(value, ProviderTimeoutError) and value.phase == "first_byte":
+        first += " Here: %config LLMMagics.timeout = 600."
     shell._showtraceback(etype, value, [
-        INTERRUPTED if isinstance(value, KeyboardInterrupt) else f"{etype.__name__}: {value}",
-        "(Full traceback: %tb, or %config LLMMagics.debug = True)",
-    ])
+        first, "(Full traceback: %tb, or %config LLMMagics.debug = True)"])
 
 
 def register(shell: Any) -> LLMMagics:
