@@ -54,3 +54,21 @@ def shared_sim(request):
     """One simulator per test module (kernel tests); ``SIM_OPTIONS`` in the module configures it."""
     with OllamaSimulator(**getattr(request.module, "SIM_OPTIONS", {})) as s:
         yield s
+
+
+@pytest.fixture
+def blackhole_url():
+    """A loopback URL whose connections never complete (listen queue full): connect timeouts."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(0)
+    fillers = []
+    for _ in range(4):  # more than the queue holds; later SYNs are dropped
+        c = socket.socket()
+        c.setblocking(False)
+        c.connect_ex(server.getsockname())
+        fillers.append(c)
+    yield f"http://127.0.0.1:{server.getsockname()[1]}"
+    for c in fillers:
+        c.close()
+    server.close()

@@ -98,6 +98,40 @@ async def test_failover_to_a_reachable_provider(sim, dead_url):
     await live.shutdown()
 
 
+async def test_failover_when_a_host_never_accepts_the_connection(sim, blackhole_url):
+    registry = ProtocolProviderRegistry()
+    registry.register_protocol(LLM_PROTOCOL_V1)
+    silent = OllamaProvider(provider_id="silent", base_url=blackhole_url, connect_timeout=0.3,
+                            max_retries=0)
+    live = OllamaProvider(provider_id="live", base_url=sim.url)
+    registry.register_provider(provider_id="silent", protocol_id="llm/v1",
+                               provider_instance=silent)
+    registry.register_provider(provider_id="live", protocol_id="llm/v1", provider_instance=live)
+    engine = ExecutionEngine(registry)
+    first = await engine.execute_task(Task(params=chat_params()))
+    assert first.ok and first.provider_id == "live" and first.attempts == 2
+    assert not registry.is_healthy("silent")
+    second = await engine.execute_task(Task(params=chat_params()))
+    assert second.ok and second.attempts == 1  # the unhealthy host is no longer tried first
+    await live.shutdown()
+    await silent.shutdown()
+
+
+async def test_check_health_while_providers_come_and_go(sim, dead_url):
+    registry = ProtocolProviderRegistry()
+    registry.register_protocol(LLM_PROTOCOL_V1)
+    for i in range(3):
+        registry.register_provider(provider_id=f"p{i}", protocol_id="llm/v1",
+                                   provider_instance=OllamaProvider(base_url=sim.url))
+    check = asyncio.ensure_future(registry.check_health())
+    await asyncio.sleep(0)
+    registry.unregister_provider("p2")
+    registry.register_provider(provider_id="p3", protocol_id="llm/v1",
+                               provider_instance=OllamaProvider(base_url=dead_url))
+    report = await check
+    assert set(report) >= {"p0", "p1"} and not registry.is_healthy("p2")
+
+
 async def test_execute_many_keeps_order_and_bounds_concurrency(sim):
     sim.token_delay = 0.01
     registry = ProtocolProviderRegistry()

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import LLMError, ProviderUnavailableError
+from .errors import LLMError, ProviderTimeoutError, ProviderUnavailableError
 from .registry import ProtocolProviderRegistry
 
 logger = logging.getLogger(__name__)
@@ -65,7 +65,8 @@ class ExecutionEngine:
     """Runs tasks on the registry's providers.
 
     ``execute_task`` never raises for a failed task (the error is in the result) but lets
-    cancellation through. When a provider is unreachable the next healthy one is tried.
+    cancellation through. When a provider is unreachable (refused, or no connection within
+    its connect timeout) it is marked unhealthy and the next healthy one is tried.
     """
 
     def __init__(self, registry: ProtocolProviderRegistry, *, failover: bool = True) -> None:
@@ -86,7 +87,9 @@ class ExecutionEngine:
                     self.registry.mark_health(provider.provider_id, True)
                     res.status = TaskStatus.COMPLETED
                     break
-                except ProviderUnavailableError:
+                except (ProviderUnavailableError, ProviderTimeoutError) as exc:
+                    if isinstance(exc, ProviderTimeoutError) and exc.phase != "connect":
+                        raise  # it answered: a slow model, not an unreachable host
                     self.registry.mark_health(provider.provider_id, False)
                     tried.add(provider.provider_id)
                     others = [p for p in self.registry.get_providers(task.protocol)

@@ -82,12 +82,13 @@ class ProtocolProviderRegistry:
     async def check_health(self) -> dict[str, dict[str, Any]]:
         """Run every provider's ``health_check`` and record the outcome."""
         report = {}
-        for pid, provider in self._providers.items():
+        for pid, provider in list(self._providers.items()):  # (un)registering may go on meanwhile
             try:
                 status = await provider.health_check()
             except Exception as exc:  # a failing check means unhealthy, whatever it raised
                 status = {"healthy": False, "error": str(exc)}
-            self._healthy[pid] = bool(status.get("healthy"))
+            if self._providers.get(pid) is provider:
+                self._healthy[pid] = bool(status.get("healthy"))
             report[pid] = status
         return report
 
