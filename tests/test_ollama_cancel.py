@@ -3,6 +3,10 @@
 import asyncio
 import gc
 
+import pytest
+
+from gleitzeit_nb.errors import StreamError
+
 from .conftest import chat_params
 
 
@@ -86,3 +90,17 @@ async def test_connection_reused_after_complete_stream(provider, sim):
     # The body is read to its end, so the one keep-alive connection goes back to the pool.
     pool = provider._transport.client()._transport._pool
     assert [c.is_idle() for c in pool.connections] == [True]
+
+
+async def test_iterating_again_after_the_end_or_after_aclose(provider, sim):
+    stream = await provider.stream_request("chat", chat_params("[[tokens=5]]"))
+    await stream.collect()
+    assert [c async for c in stream] == [] and (await stream.collect()).done  # nothing more
+    sim.token_delay = 0.02
+    stream = await provider.stream_request("chat", chat_params("[[tokens=200]]"))
+    await stream.__anext__()
+    await stream.aclose()
+    with pytest.raises(StreamError, match="was closed after 1 chunks") as info:
+        async for _ in stream:
+            pass
+    assert info.value.partial == stream.text

@@ -1,5 +1,7 @@
 """OllamaProvider over real loopback HTTP: results, request bodies, streaming, models, hosts."""
 
+import os
+
 import pytest
 
 from gleitzeit_nb.core import InvalidParamsError
@@ -148,6 +150,12 @@ async def test_health_check(provider, dead_url):
     ("[::1]", "http://[::1]:11434"),
     ("https://[0001:002:003:0004::1]:56789/path", "https://[0001:002:003:0004::1]:56789/path"),
     ("0.0.0.0", "http://127.0.0.1:11434"),
+    ('"127.0.0.1:41379"', "http://127.0.0.1:41379"),
+    ("'example.com' ", "http://example.com:11434"),
+    ("::1", "http://[::1]:11434"),
+    ("::", "http://[::1]:11434"),
+    ("fe80::2/api", "http://[fe80::2]:11434/api"),
+    ("example.com:abc", "http://example.com:11434"),
     ("0.0.0.0:1234", "http://127.0.0.1:1234"),
 ])
 def test_parse_host_like_ollama(value, url):
@@ -169,3 +177,11 @@ async def test_loopback_bypasses_proxy_from_env(sim, monkeypatch, dead_url):
     monkeypatch.delenv("NO_PROXY", raising=False)
     async with OllamaProvider(base_url=sim.url.replace("127.0.0.1", "localhost")) as p:
         assert (await p.handle_request("chat", chat_params()))["response"]
+
+
+async def test_file_path_that_is_not_a_regular_file(provider, sim, tmp_path):
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    with pytest.raises(InvalidParamsError, match="not a regular file"):
+        await provider.handle_request("chat", chat_params(file_path=str(fifo)))
+    assert not generation_requests(sim)

@@ -226,3 +226,48 @@ async def test_model_listing_stall_is_bounded(sim):
             await provider.list_models()
         assert time.perf_counter() - started < 2.5
     assert info.value.phase == "first_byte"
+
+
+async def test_a_server_that_is_not_ollama(tmp_path):
+    """JSON that is not an object (another service on the port) is a clear error, not a crash."""
+    import http.server
+    import threading
+
+    class NotOllama(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = b'["not", "ollama"]'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), NotOllama)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        async with OllamaProvider(base_url=f"http://127.0.0.1:{server.server_port}") as p:
+            assert (await p.health_check())["healthy"] is False
+            with pytest.raises(ProviderResponseError, match="not a JSON object.*OLLAMA_HOST"):
+                await p.list_models()
+    finally:
+        server.shutdown()
+
+
+async def test_tried_count_is_what_happened(sim):
+    sim.inject("http_error", path="/api/version", status=503, message="busy")
+    async with OllamaProvider(base_url=sim.url) as p:  # health_check does not retry
+        sim.inject("http_error", path="/api/version", status=503, message="busy")
+        status = await p.health_check()
+    assert not status["healthy"] and "Tried" not in status["error"]
+
+
+async def test_httpx_settings_from_the_caller_win(sim):
+    import httpx
+
+    async with OllamaProvider(base_url=sim.url, trust_env=False,
+                              limits=httpx.Limits(max_connections=2)) as p:
+        assert (await p.handle_request("chat", chat_params()))["response"]
+    assert OllamaProvider(base_url=sim.url, timeout=600).timeouts.write == 600

@@ -1,5 +1,7 @@
 """llm/v1 validation: every bad input is refused before any request, naming the parameter."""
 
+from pathlib import Path
+
 import pytest
 
 from gleitzeit_nb.core import LLM_PROTOCOL_V1, InvalidParamsError, validate_params
@@ -40,6 +42,10 @@ def test_required_params_from_provider():
     ({"model": "m", "messages": [{"role": "bot", "content": "x"}]}, "messages", "role 'bot'"),
     ({"model": "m", "messages": [{"role": "user"}]}, "messages", "needs 'content'"),
     ({"model": "m", "messages": MSG, "temperature": float("nan")}, "temperature", "finite"),
+    ({"model": "", "messages": MSG}, "model", "Missing required parameter 'model'"),
+    ({"model": "m", "messages": [{"role": "user", "content": "x", "images": 5}]}, "messages",
+     r"messages\[0\]\['images'\] must be a list"),
+    ({"model": "m", "messages": MSG, "file_path": ""}, "file_path", "empty path"),
 ])
 def test_chat_rejects(params, param, text):
     with pytest.raises(InvalidParamsError, match=text) as info:
@@ -59,6 +65,10 @@ def test_valid_full_chat():
 def test_vision_needs_an_image():
     with pytest.raises(InvalidParamsError, match="needs one of: image_path, images"):
         validate_params(LLM_PROTOCOL_V1, "vision", {"model": "m", "messages": MSG})
+    with pytest.raises(InvalidParamsError, match="needs one of: image_path, images"):
+        validate_params(LLM_PROTOCOL_V1, "vision", {"model": "m", "messages": MSG, "images": []})
+    assert validate_params(LLM_PROTOCOL_V1, "vision",  # a pathlib.Path, as for images=
+                           {"model": "m", "messages": MSG, "image_path": Path("a.png")}) == "vision"
     assert validate_params(LLM_PROTOCOL_V1, "vision",
                            {"model": "m", "messages": MSG, "image_path": "a.png"}) == "vision"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from typing import Any
 
 from .errors import InvalidParamsError
@@ -25,7 +26,7 @@ _GENERATION_PARAMS: dict[str, dict[str, Any]] = {
     "keep_alive": {"type": ["string", "number"]},
     "system": {"type": "string", "description": "Prepended as a system message"},
     "options": {"type": "object", "description": "Raw Ollama options, merged under the named ones"},
-    "file_path": {"type": "string", "description": "Text file injected into the last user message"},
+    "file_path": {"type": "path", "description": "Text file injected into the last user message"},
 }
 
 LLM_PROTOCOL_V1: dict[str, Any] = {
@@ -41,7 +42,7 @@ LLM_PROTOCOL_V1: dict[str, Any] = {
             "description": "Analyze images with vision models",
             "parameters": {
                 **_GENERATION_PARAMS,
-                "image_path": {"type": "string", "description": "Path of one image"},
+                "image_path": {"type": "path", "description": "Path of one image"},
                 "images": {"type": "array",
                            "description": "Paths, bytes, base64 strings, data: URLs or PIL images"},
             },
@@ -69,6 +70,7 @@ _PY_TYPES: dict[str, tuple[type, ...]] = {
     "boolean": (bool,),
     "array": (list, tuple),
     "object": (dict,),
+    "path": (str, os.PathLike),
 }
 
 
@@ -108,7 +110,8 @@ def validate_params(spec: dict[str, Any], method: str, params: dict[str, Any]) -
             f"accepted: {', '.join(declared)}.",
             param=unknown[0],
         )
-    missing = [p for p, d in declared.items() if d.get("required") and params.get(p) is None]
+    missing = [p for p, d in declared.items()
+               if d.get("required") and _absent_value(params.get(p))]
     if missing:
         raise InvalidParamsError(
             f"Missing required parameter {missing[0]!r} for {spec['id']} {name} "
@@ -116,7 +119,7 @@ def validate_params(spec: dict[str, Any], method: str, params: dict[str, Any]) -
             param=missing[0],
         )
     for group in mspec.get("required_one_of", []):
-        if all(params.get(p) is None for p in group):
+        if all(_absent(params.get(p)) for p in group):
             raise InvalidParamsError(
                 f"{spec['id']} {name} needs one of: {', '.join(group)}.", param=group[0]
             )
@@ -126,6 +129,16 @@ def validate_params(spec: dict[str, Any], method: str, params: dict[str, Any]) -
     if "messages" in params:
         _check_messages(params["messages"])
     return name
+
+
+def _absent_value(value: Any) -> bool:
+    """None or an empty string (an empty list is left to the parameter's own check)."""
+    return value is None or (isinstance(value, str) and not value)
+
+
+def _absent(value: Any) -> bool:
+    """None, or an empty string or list: as good as not given."""
+    return value is None or (isinstance(value, (str, list, tuple)) and len(value) == 0)
 
 
 def _check_value(method: str, pname: str, value: Any, decl: dict[str, Any]) -> None:
@@ -141,6 +154,8 @@ def _check_value(method: str, pname: str, value: Any, decl: dict[str, Any]) -> N
             f"got {type(value).__name__} {value!r:.60}.",
             param=pname,
         )
+    if "path" in types and not os.fspath(value):
+        raise InvalidParamsError(f"Parameter {pname!r} is an empty path.", param=pname)
     if isinstance(value, float) and not math.isfinite(value):
         raise InvalidParamsError(f"Parameter {pname!r} must be a finite number.", param=pname)
     lo, hi = decl.get("min"), decl.get("max")
@@ -182,3 +197,7 @@ def _check_messages(messages: Any) -> None:
                 f"messages[{i}] needs 'content' as a string, got {type(msg.get('content')).__name__}.",
                 param="messages",
             )
+        if "images" in msg and not isinstance(msg["images"], (list, tuple)):
+            raise InvalidParamsError(
+                f"messages[{i}]['images'] must be a list of images, got "
+                f"{type(msg['images']).__name__}.", param="messages")

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import ipaddress
+import logging
 import os
 import urllib.parse
+
+logger = logging.getLogger("gleitzeit_nb.providers.ollama")
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 11434
@@ -24,20 +27,26 @@ def parse_host(value: str | None) -> str:
     'https://[::1]:443'
     >>> parse_host('0.0.0.0')
     'http://127.0.0.1:11434'
+    >>> parse_host('"::1"')
+    'http://[::1]:11434'
     """
-    value = (value or "").strip()
+    value = (value or "").strip().strip("\"'").strip()  # Ollama drops quotes around the value
     scheme, sep, rest = value.partition("://")
     if not sep:
         scheme, rest = "http", value
     scheme = scheme.lower()
     default_port = {"http": 80, "https": 443}.get(scheme, DEFAULT_PORT) if sep else DEFAULT_PORT
+    hostport, slash, path = rest.partition("/")
+    if _is_ipv6(hostport):  # a bare IPv6 address, e.g. ::1
+        hostport = f"[{hostport}]"
 
-    split = urllib.parse.urlsplit(f"{scheme}://{rest}")
+    split = urllib.parse.urlsplit(f"{scheme}://{hostport}{slash}{path}")
     host = split.hostname or DEFAULT_HOST
     try:
         port = split.port or default_port
-    except ValueError:  # a port that is not a number or out of range
-        raise ValueError(f"OLLAMA_HOST={value!r} has an invalid port; use e.g. 127.0.0.1:11434.") from None
+    except ValueError:  # not a number or out of range: Ollama warns and uses the default
+        logger.warning("OLLAMA_HOST=%r has an invalid port; using %s", value, default_port)
+        port = default_port
     # The server listens on 0.0.0.0 / :: when told to; a client reaches it through loopback.
     if host in ("0.0.0.0", "::"):
         host = DEFAULT_HOST if host == "0.0.0.0" else "::1"
@@ -45,6 +54,13 @@ def parse_host(value: str | None) -> str:
         host = f"[{host}]"
     path = split.path.rstrip("/")
     return f"{scheme}://{host}:{port}{path}"
+
+
+def _is_ipv6(text: str) -> bool:
+    try:
+        return isinstance(ipaddress.ip_address(text), ipaddress.IPv6Address)
+    except ValueError:
+        return False
 
 
 def host_from_env() -> str:

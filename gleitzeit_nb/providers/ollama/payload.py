@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -69,13 +71,17 @@ def build_embed_body(params: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
-def read_text_file(path: str) -> str:
+def read_text_file(path: str | os.PathLike[str]) -> str:
     """A text file's content for prompt injection; a clear error for anything else."""
     p = Path(path).expanduser()
     try:
-        size = p.stat().st_size
+        info = p.stat()
+        size = info.st_size
         if p.is_dir():
             raise InvalidParamsError(f"file_path '{path}' is a directory, not a text file.",
+                                     param="file_path")
+        if not stat.S_ISREG(info.st_mode):  # a FIFO or device would block or never end
+            raise InvalidParamsError(f"file_path '{path}' is not a regular file.",
                                      param="file_path")
         if size > MAX_FILE_BYTES:
             raise InvalidParamsError(

@@ -36,7 +36,8 @@ class OllamaProvider(ProtocolProvider):
     """Provider for an Ollama server: chat, vision and embed, streamed or not.
 
     ``base_url=None`` reads ``OLLAMA_HOST`` like Ollama's own tools. ``timeout`` is the time
-    allowed for a reply to start (model load included); ``connect_timeout`` and
+    allowed for a reply to start (model load included) and for sending the request (at least
+    30 s); ``connect_timeout`` and
     ``chunk_timeout`` bound connecting and each later wait for data. Transient failures
     (refused, reset, 429/502/503/504) are retried ``max_retries`` times before any output.
     """
@@ -53,7 +54,9 @@ class OllamaProvider(ProtocolProvider):
         )
         self.base_url = parse_host(base_url) if base_url else host_from_env()
         self.timeout = timeout
-        self.timeouts = Timeouts(connect=connect_timeout, first_byte=timeout, chunk=chunk_timeout)
+        # Sending (a large image over a slow link) may take as long as a reply may take to start.
+        self.timeouts = Timeouts(connect=connect_timeout, first_byte=timeout, chunk=chunk_timeout,
+                                 write=max(30.0, timeout))
         self.retry = RetryPolicy(retries=max_retries, backoff=retry_backoff)
         self._transport = OllamaTransport(self.base_url, self.timeouts, self.retry,
                                           headers=headers, **client_kwargs)

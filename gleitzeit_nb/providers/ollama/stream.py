@@ -95,6 +95,7 @@ class ChatStream:
     async def aclose(self) -> None:
         """Stop reading and close the connection; the text so far stays in ``text``."""
         gen = self._live_gen()
+        self._gen = self._loop_gen = None  # iterating again says the stream was closed
         if gen is not None:
             await gen.aclose()
         if self._response is not None:
@@ -130,6 +131,13 @@ class ChatStream:
     async def _chunks(self) -> AsyncIterator[StreamChunk]:
         response = (await self.start())._response
         assert response is not None
+        if response.is_closed:  # iterated again after the end, or after aclose()
+            if self.done:
+                return
+            raise StreamError(
+                f"The stream of this reply from '{self.model}' was closed after {self.chunks} "
+                "chunks; the text so far is in .text. Send the request again for a new stream.",
+                partial=self.text, partial_thinking=self.thinking, url=self._transport.base_url)
         parts, thinking_parts = self._parts, self._thinking_parts
         raw_decode = _DECODER.raw_decode  # json.loads minus its wrapper: ~0.5 µs a line less
         # Decode each read once (json.loads on bytes re-detects the encoding per line); the

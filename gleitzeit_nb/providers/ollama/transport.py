@@ -75,14 +75,14 @@ class OllamaTransport:
         loop = asyncio.get_running_loop()
         client = self._clients.get(loop)
         if client is None or client.is_closed:
-            client = httpx.AsyncClient(
-                base_url=self.base_url,
-                headers=self.headers,
+            settings: dict[str, Any] = {
+                "base_url": self.base_url,
+                "headers": self.headers,
                 # A loopback server never goes through HTTP(S)_PROXY (the classic 502 on 127.0.0.1).
-                trust_env=not is_loopback(self.base_url),
-                limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
-                **self.client_kwargs,
-            )
+                "trust_env": not is_loopback(self.base_url),
+                "limits": httpx.Limits(max_connections=64, max_keepalive_connections=16),
+            }
+            client = httpx.AsyncClient(**{**settings, **self.client_kwargs})  # the caller's win
             self._clients[loop] = client
         return client
 
@@ -117,13 +117,16 @@ class OllamaTransport:
         finally:
             await response.aclose()
         try:
-            return json.loads(data)
+            decoded = json.loads(data)
         except ValueError:
+            decoded = None
+        if not isinstance(decoded, dict):
             raise ProviderResponseError(
-                f"Ollama at {self.base_url} sent a reply to {path} that is not JSON: {data[:120]!r}. "
-                "Is OLLAMA_HOST pointing at an Ollama server?",
+                f"Ollama at {self.base_url} sent a reply to {path} that is not a JSON object: "
+                f"{data[:120]!r}. Is OLLAMA_HOST pointing at an Ollama server?",
                 status_code=response.status_code, url=self.base_url,
-            ) from None
+            )
+        return decoded
 
     async def open(self, method: str, path: str, body: dict[str, Any] | None = None,
                    *, model: str | None = None, retry: bool = True) -> httpx.Response:
@@ -140,7 +143,7 @@ class OllamaTransport:
                 request = client.build_request(method, path, json=body, timeout=self._timeout())
                 response = await client.send(request, stream=True)
                 if response.status_code >= 400:
-                    raise await self._status_error(response, path, model)
+                    raise await self._status_error(response, path, model, tries=attempt + 1)
                 # httpcore reads the body's read timeout when the body starts, so this bounds
                 # every later wait for data at no per-chunk cost.
                 request.extensions["timeout"]["read"] = self.timeouts.chunk
@@ -206,8 +209,8 @@ class OllamaTransport:
                    "The request body may be very large (images?).")
         return ProviderTimeoutError(msg, phase=phase, url=self.base_url, partial=partial)
 
-    async def _status_error(self, response: httpx.Response, path: str,
-                            model: str | None) -> LLMError:
+    async def _status_error(self, response: httpx.Response, path: str, model: str | None,
+                            *, tries: int = 1) -> LLMError:
         try:
             raw = await response.aread()
         except httpx.HTTPError:
@@ -228,8 +231,8 @@ class OllamaTransport:
         }.get(status, "The server is overloaded, restarting, or behind a proxy that failed.")
         if status in (502, 504) and proxy_in_env():
             hint += f" {proxy_in_env()} is set: add the Ollama host to NO_PROXY if it is local."
-        if status in RETRYABLE_STATUS and self.retry.retries:
-            hint += f" (Tried {self.retry.retries + 1} times.)"
+        if status in RETRYABLE_STATUS and tries > 1:
+            hint += f" (Tried {tries} times.)"
         detail = f": {server_error}" if server_error else ""
         return ProviderResponseError(
             f"Ollama at {self.base_url} answered HTTP {status} to {path}{detail}. {hint}",
