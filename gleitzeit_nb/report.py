@@ -14,6 +14,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 
 def run_notebook(path: Path, out_dir: Path, *, mode: str, save: bool = False,
@@ -29,15 +30,56 @@ def run_notebook(path: Path, out_dir: Path, *, mode: str, save: bool = False,
     nb = nbformat.read(path, as_version=4)
     os.environ["GLEITZEIT_REPLAY"] = mode
     os.environ.setdefault("GLEITZEIT_DISPLAY", "final")
-    NotebookClient(nb, timeout=timeout, kernel_name="python3",
+    store = os.environ.get("GLEITZEIT_STORE", "").strip()
+    if store:  # relative to where the command runs, not to each kernel's folder
+        os.environ["GLEITZEIT_STORE"] = str(Path(store).expanduser().resolve())
+    # No timing metadata: a saved notebook changes only when its outputs do.
+    NotebookClient(nb, timeout=timeout, kernel_name="python3", record_timing=False,
                    resources={"metadata": {"path": str(path.parent)}}).execute()
     if save:
         nbformat.write(nb, path)
-    html, _ = HTMLExporter().from_notebook_node(nb)
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / f"{path.stem}.html"
-    target.write_text(html, encoding="utf-8")
+    target.write_text(export_html(nb), encoding="utf-8")
     return target
+
+
+def export_html(nb: Any) -> str:
+    """The notebook as an HTML page, with every Markdown *output* rendered and sanitized here.
+
+    Outputs hold model text (untrusted). Its HTML is escaped for the way JupyterLab parses
+    Markdown, but nbconvert parses with another library that reads some edge cases (a table
+    or ``$$`` block running into a code fence) differently; so the page gets our own HTML for
+    those outputs, cleaned to a list of harmless tags. Markdown cells (the author's) are kept.
+    """
+    import copy
+
+    from nbconvert import HTMLExporter
+
+    nb = copy.deepcopy(nb)
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if "text/markdown" in data and "text/html" not in data:
+                data["text/html"] = safe_html(data["text/markdown"])
+    html, _ = HTMLExporter().from_notebook_node(nb)
+    return html
+
+
+_TAGS = ["a", "b", "blockquote", "br", "code", "del", "details", "div", "em", "h1", "h2", "h3",
+         "h4", "h5", "h6", "hr", "i", "li", "ol", "p", "pre", "s", "span", "strong", "sub",
+         "summary", "sup", "table", "tbody", "td", "th", "thead", "tr", "ul"]
+_ATTRIBUTES = {"a": ["href", "title"], "code": ["class"], "span": ["class"], "div": ["class"],
+               "td": ["align"], "th": ["align"], "details": ["open"]}
+
+
+def safe_html(markdown: str) -> str:
+    """Markdown rendered as nbconvert does, then only harmless tags and attributes kept."""
+    import bleach
+    from nbconvert.filters.markdown import markdown2html
+
+    return bleach.clean(markdown2html(markdown), tags=_TAGS, attributes=_ATTRIBUTES,
+                        protocols=["http", "https", "mailto"])  # others shown as text
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--save", action="store_true",
                         help="write the executed notebooks back (after a replay run, to commit them)")
     args = parser.parse_args(argv)
+    if args.live and args.save:
+        parser.error("--save writes replayed outputs: run --live first, then --save on its own")
     folder = Path(args.notebooks)
     paths = sorted(p for p in folder.glob("*.ipynb") if not p.name.startswith("."))
     if not paths:

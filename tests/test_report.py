@@ -51,3 +51,30 @@ def test_changed_prompt_is_a_clear_miss(tmp_path, monkeypatch, dead_url):
     errors = [o for c in nb.cells for o in c.get("outputs", []) if o.output_type == "error"]
     assert errors and errors[0].ename == "ReplayMissError"
     assert "Explain in four bullet points" in errors[0].evalue and "record" in errors[0].evalue
+
+
+TRAPS = [  # model text that nbconvert's Markdown parser reads differently from JupyterLab's
+    "a|b\n-|-\n```|\n<img src=x onerror=alert(document.domain)>\n```",
+    "$$\n```\n$$ <img src=x onerror=alert(2)>\n```",
+    "<script>alert(3)</script> <iframe src=x></iframe> [link](javascript:alert(4))",
+]
+
+
+def test_report_html_never_makes_model_text_live():
+    from gleitzeit_nb.notebook.render import reply_bundle
+    from gleitzeit_nb.report import export_html
+
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("%%llm\n…")
+    cell.outputs = [nbformat.v4.new_output("display_data", data=reply_bundle(
+        "## Findings\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n" + trap, model="m",
+        stats={"eval_count": 3}, status="replayed")) for trap in TRAPS]
+    nb.cells = [nbformat.v4.new_markdown_cell("# Report <b>by the author</b>"), cell]
+    html = export_html(nb)
+    body = html[html.index("<body"):]
+    for live in ("<img", "<script>alert", "<iframe", "javascript:alert(4)\""):
+        assert live not in body, live
+    assert "onerror=alert(document.domain)" in body  # shown as text
+    assert body.count("<h2") >= 3 and "<td>1</td>" in body  # Markdown still renders
+    assert body.count("replayed") == 3
+    assert "<b>by the author</b>" in body  # the author's own Markdown cells are kept as written

@@ -214,7 +214,23 @@ _SEP = "\n\n\x00\n\n"
 
 def _esc(s: str) -> str:
     s = s.replace("&", "&amp;").replace("<", "&lt;")
+    if "](" in s:
+        s = _LINK.sub(_inert_link, s)
     return _DEF.sub(r"\1&#91;", s) if "]:" in s else s
+
+
+_LINK = re.compile(r"\]\((?=[ \t]*+([^\s()]*))")  # an inline link's start (its destination)
+_SCRIPT_SCHEMES = ("javascript", "vbscript", "data")
+
+
+def _inert_link(m: re.Match[str]) -> str:
+    """``[x](javascript:…)`` stays text: ``&#40;`` is a literal "(", so no link is parsed."""
+    scheme, colon, _ = m[1].replace("\\", "").partition(":")
+    return "]&#40;" if colon and scheme.lower() in _SCRIPT_SCHEMES else m[0]
+
+
+def _script_link(s: str) -> bool:
+    return any(_inert_link(m) != m[0] for m in _LINK.finditer(s))
 
 
 def _fence_quotes(s: str) -> str:
@@ -263,7 +279,7 @@ def _inline(s: str) -> str:
         out.append(_esc(s[last:a]))
         body, last = s[b:c], d
         ls = max(ls, s.rfind("\n", ls, a) + 1)  # start of the span's line
-        if not _DANGER.search(body):
+        if not _DANGER.search(body) and not ("](" in body and _script_link(body)):
             out.append(s[a:d])
             continue
         if ls not in plain_line:  # no math, no fence: a <code> there changes nothing else
@@ -275,7 +291,8 @@ def _inline(s: str) -> str:
                 body = body[1:-1]
             out.append("<code>" + body.translate(_CODE_HTML) + "</code>")
         else:
-            out.append(s[a:b] + body.replace("&", "&amp;").replace("<", "&lt;") + s[c:d])
+            body = body.replace("&", "&amp;").replace("<", "&lt;")
+            out.append(s[a:b] + (_LINK.sub(_inert_link, body) if "](" in body else body) + s[c:d])
     out.append(_esc(s[last:]))
     return "".join(out)
 
@@ -300,12 +317,13 @@ def escape_html(text: str, *, close_fence: bool = False) -> str:
 
 def _escape(text: str, want_fence: bool = False) -> tuple[str, tuple | None]:
     """The escaped text, and (if wanted) the fence it leaves open."""
-    if "<" not in text and "&" not in text and not (
+    if "<" not in text and "&" not in text and "](" not in text and not (
             ('"' in text or "'" in text) and ("```" in text or "~~~" in text or "$" in text or "\\" in text)):
         return text, _blocks(text)[1] if want_fence else None  # no HTML, no quote for an attribute
     spans = _math_spans(text)
     if spans is None:  # escape all; quotes too, as math may still end up inside attributes
-        return text.replace("&", "&amp;").replace("<", "&lt;").replace('"', "&quot;"), None
+        out = text.replace("&", "&amp;").replace("<", "&lt;").replace('"', "&quot;")
+        return (_LINK.sub(_inert_link, out) if "](" in out else out), None
     maths: list[str] = []
     view, last, parts = text, 0, []
     for a, b in spans:
