@@ -9,11 +9,16 @@ Names below are imported on first use, so loading the extension stays fast.
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 from ._lazy import lazy_getattr
 
 __version__ = "0.1.0"
+
+# Where the process started (a notebook kernel: the notebook's folder), before any %cd: the
+# default replay store lives there.
+START_DIR = os.getcwd()
 
 # A library logs; the application decides what is shown (retries are WARNINGs in this tree).
 logging.getLogger("gleitzeit_nb").addHandler(logging.NullHandler())

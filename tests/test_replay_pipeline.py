@@ -106,3 +106,16 @@ def test_kernel_replay_is_byte_identical(tmp_path):
     assert "replayed" in first["text/markdown"] and "&lt;b>" not in first["text/plain"]
     assert [list(r.values())[0]["text/plain"].split("\n[")[0] for r in recorded] == \
         [cell[0]["text/plain"].split("\n[")[0] for cell in runs[0]]
+
+
+def test_default_store_stays_beside_the_notebook_after_cd(tmp_path):
+    """Under nbclient/nbval (no JPY_SESSION_NAME) the store is where the kernel started."""
+    (tmp_path / "data").mkdir()
+    k = Kernel({"JPY_SESSION_NAME": "", "GLEITZEIT_STORE": "", "GLEITZEIT_REPLAY": "auto"},
+               cwd=str(tmp_path))
+    try:
+        assert k.run("import gleitzeit_nb\n%cd data").status == "ok"
+        ex = k.run("from gleitzeit_nb.replay import current\nprint(current().path)")
+        assert ex.stdout.strip() == str(tmp_path / "llm-replay.sqlite")
+    finally:
+        k.shutdown()

@@ -186,14 +186,15 @@ def test_lock_contention_is_retried_then_reported_clearly(tmp_path):
 # --- modes -----------------------------------------------------------------------------------
 
 def test_resolve_defaults_and_environment(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
+    monkeypatch.chdir(tmp_path)  # the environment's relative GLEITZEIT_STORE: from here
+    monkeypatch.setattr("gleitzeit_nb.START_DIR", str(tmp_path))  # where the process started
     assert resolve() == ("off", tmp_path / "llm-replay.sqlite")
     assert resolve("Replay", "rec/x.sqlite") == ("replay", tmp_path / "rec" / "x.sqlite")
     nb_dir = tmp_path / "notebooks"
     nb_dir.mkdir()
     monkeypatch.setenv("JPY_SESSION_NAME", str(nb_dir / "report.ipynb"))
     assert resolve("auto") == ("auto", nb_dir / "llm-replay.sqlite")
-    monkeypatch.setenv("JPY_SESSION_NAME", "notebooks/report.ipynb")  # relative: use the cwd
+    monkeypatch.setenv("JPY_SESSION_NAME", "notebooks/report.ipynb")  # relative: the start dir
     assert resolve()[1] == tmp_path / "llm-replay.sqlite"
     monkeypatch.setenv("GLEITZEIT_REPLAY", "replay")
     monkeypatch.setenv("GLEITZEIT_STORE", "ci/store.sqlite")

@@ -28,7 +28,16 @@ class ReplayMissError(LLMError):
             f"No recording of this call in replay mode: model '{model}', prompt "
             f"'{prompt_start(prompt)}' ({where}). The prompt, an earlier turn, an image or a "
             f"keyed option (temperature, seed, max_tokens, format, …) differs from what was "
-            f"recorded, or it was never recorded. To record it, {RECORD_HINT}.")
+            f"recorded, or it was never recorded. To record it, {record_hint()}.")
+
+
+def record_hint() -> str:
+    """How to record: GLEITZEIT_REPLAY wins over %config, so name what works where it is set."""
+    if os.environ.get("GLEITZEIT_REPLAY", "").strip():
+        return ("run with a live model and GLEITZEIT_REPLAY=record (it is set to "
+                f"{os.environ['GLEITZEIT_REPLAY'].strip()!r} here, which wins over %config; "
+                "for the notebooks of a report: ./run report --live)")
+    return RECORD_HINT
 
 
 class ReplayStoreError(LLMError):

@@ -65,14 +65,17 @@ def resolve(mode: str | None = None, store: str | os.PathLike[str] | None = None
 
 def default_store_dir() -> Path:
     """The notebook's directory: that of ``JPY_SESSION_NAME`` if it is an absolute path whose
-    directory exists (jupyter_server sets it to the notebook's path), else the current
-    directory (where nbclient, nbval and jupyter_server start a notebook's kernel)."""
+    directory exists (jupyter_server sets it to the notebook's path), else the directory the
+    process started in (where nbclient, nbval and jupyter_server start a notebook's kernel;
+    a later ``%cd`` does not move the store)."""
     session = os.environ.get("JPY_SESSION_NAME", "")
     if session and os.path.isabs(session):
         parent = Path(session).parent
         if parent.is_dir():
             return parent
-    return Path.cwd()
+    from .. import START_DIR
+
+    return Path(START_DIR)
 
 
 class Replayer:
