@@ -9,7 +9,7 @@ Rules, applied left to right:
   spec ``:spec`` that does not start with whitespace (``{x:.2f}``, ``{when:%Y-%m-%d}``; the spec
   may hold nested placeholders: ``{x:.{digits}f}``). The value is found in the namespace and
   rendered with ``format(value, spec)``; a pandas DataFrame or Series without conversion or spec
-  is rendered as a table (``to_markdown()``, else ``to_string()``).
+  is rendered as a table (``to_string()``: the same text whatever is installed).
 * A brace group that is an expression with calls, operators, indexing by a variable, or lambdas
   (``{f()}``, ``{a+b}``, ``{d[key]}``) raises ``InvalidParamsError``: only names, attributes
   and literal indexing are allowed, nothing is evaluated.
@@ -233,11 +233,7 @@ def _is_pandas_table(value: Any) -> bool:
 
 
 def _table_text(value: Any) -> str:
-    """Markdown when pandas can make it (needs ``tabulate``), plain text otherwise."""
-    to_markdown = getattr(value, "to_markdown", None)
-    if to_markdown is not None:
-        try:
-            return str(to_markdown())
-        except ImportError:
-            pass
+    """The table as pandas prints it: the same prompt (and replay key) on every machine.
+
+    (``to_markdown`` would depend on whether the optional ``tabulate`` is installed.)"""
     return str(value.to_string())
