@@ -23,6 +23,10 @@ def store(tmp_path, monkeypatch):
     current()
 
 
+def result_text(ex) -> str:
+    return ex.of_type("execute_result")[0]["content"]["data"]["text/plain"]
+
+
 def png(color) -> bytes:
     buf = io.BytesIO()
     Image.new("RGB", (20, 20), color).save(buf, format="PNG")
@@ -106,6 +110,16 @@ def test_kernel_replay_is_byte_identical(tmp_path):
     assert "replayed" in first["text/markdown"] and "&lt;b>" not in first["text/plain"]
     assert [list(r.values())[0]["text/plain"].split("\n[")[0] for r in recorded] == \
         [cell[0]["text/plain"].split("\n[")[0] for cell in runs[0]]
+    # Pruning: a kernel that used one of the two recordings only counts the other, until --yes.
+    k = Kernel({"OLLAMA_HOST": sim.url, "GLEITZEIT_STORE": str(store), "GLEITZEIT_REPLAY": "replay"})
+    try:
+        k.run(code)
+        k.run(cells[0])
+        said = result_text(k.run("%llm_store prune"))
+        assert "1 of 2 recordings" in said and "--yes" in said
+        assert "pruned 1 unused recordings; 1 kept" in result_text(k.run("%llm_store prune --yes"))
+    finally:
+        k.shutdown()
 
 
 def test_default_store_stays_beside_the_notebook_after_cd(tmp_path):

@@ -144,16 +144,24 @@ class LLMMagics(Magics, Configurable):
 
     @line_magic
     def llm_store(self, line: str) -> str:
-        """The record/replay store: ``%llm_store`` (mode, file, count, size) or
-        ``%llm_store prune`` (delete recordings this kernel has not used)."""
+        """The record/replay store: ``%llm_store`` (mode, file, count, size);
+        ``%llm_store prune`` says how many recordings this kernel has not used and
+        ``%llm_store prune --yes`` deletes them (run every cell first)."""
         from ..replay import current
 
         rp = current()
-        if line.strip() == "prune":
-            removed = rp.store.prune(rp.used)
-            return f"pruned {removed} unused recordings; {rp.store.count()} kept in {rp.path}"
+        words = line.split()
+        if words[:1] == ["prune"] and words[1:] in ([], ["--yes"]):
+            if words[1:] == ["--yes"]:
+                removed = rp.store.prune(rp.used)
+                return f"pruned {removed} unused recordings; {rp.store.count()} kept in {rp.path}"
+            unused = rp.store.count() - len(rp.used & set(rp.store.keys()))
+            return (f"{unused} of {rp.store.count()} recordings in {rp.path} were not used in this "
+                    "kernel. The store is shared by every notebook in its folder: their "
+                    "recordings count as unused here. After running every cell of the only "
+                    "notebook using this store, %llm_store prune --yes deletes them.")
         if line.strip():
-            raise UsageError("Use %llm_store, or %llm_store prune.")
+            raise UsageError("Use %llm_store, %llm_store prune or %llm_store prune --yes.")
         if not rp.path.exists():
             return f"replay mode {rp.mode}; no store yet at {rp.path}"
         return (f"replay mode {rp.mode}; {rp.store.count()} recordings, "
