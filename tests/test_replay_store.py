@@ -243,3 +243,16 @@ def test_modes_off_record_auto_replay(tmp_path):
     assert auto.save(key2, text="Green.", status="done")
     assert Replayer("replay", path).lookup(**changed).text == "Green."
     assert not Replayer("replay", path).save(key2, text="x", status="done")
+
+
+def test_replay_reads_a_store_whose_folder_cannot_be_written(tmp_path):
+    """A read-only checkout or mount: WAL's side files cannot be made; replay still reads."""
+    path = tmp_path / "store.sqlite"
+    writer = ReplayStore(path)
+    writer.put("k1", rec("Recorded."), status="done")
+    writer.close()
+    (tmp_path / "store.sqlite-shm").mkdir()  # SQLite cannot create its shared-memory file
+    reader = ReplayStore(path)
+    assert reader.get("k1").text == "Recorded." and reader.count() == 1
+    with pytest.raises(ReplayStoreError):
+        reader.put("k2", rec(), status="done")  # writing there stays an error

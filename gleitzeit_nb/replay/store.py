@@ -13,6 +13,7 @@ leaves the file's bytes unchanged, and a store that does not exist is not create
 from __future__ import annotations
 
 import json
+import logging
 import os
 import random
 import sqlite3
@@ -26,6 +27,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .errors import ReplayStoreError
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["Recording", "ReplayStore", "SCHEMA_VERSION"]
 
@@ -226,7 +229,14 @@ class ReplayStore:
             if not create and not self.path.exists():
                 return None
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = self._retry(self._open)
+            try:
+                conn = self._retry(self._open)
+            except ReplayStoreError as exc:
+                if create or not any(w in exc.message for w in ("unable to open", "readonly")):
+                    raise
+                # A read-only folder or mount: WAL needs its side files. Replay reads a
+                # committed (checkpointed) store all the same.
+                conn = self._open_read_only()
             self._conn, self._pid = conn, os.getpid()
             self._finalizer = weakref.finalize(self, conn.close)
         return self._conn
@@ -258,6 +268,17 @@ class ReplayStore:
         except BaseException:
             conn.close()
             raise
+        return conn
+
+    def _open_read_only(self) -> sqlite3.Connection:
+        uri = f"{self.path.resolve().as_uri()}?mode=ro&immutable=1"
+        try:
+            conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+            conn.execute("SELECT count(*) FROM recordings").fetchone()
+        except sqlite3.Error as exc:
+            raise ReplayStoreError(f"The replay store {self.path} cannot be read: {exc}.",
+                                   path=self.path) from None
+        logger.info("replay store %s opened read-only", self.path)
         return conn
 
     def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
