@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import copy
 import hashlib
+import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -247,12 +249,27 @@ def test_modes_off_record_auto_replay(tmp_path):
 
 def test_replay_reads_a_store_whose_folder_cannot_be_written(tmp_path):
     """A read-only checkout or mount: WAL's side files cannot be made; replay still reads."""
-    path = tmp_path / "store.sqlite"
-    writer = ReplayStore(path)
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    writer = ReplayStore(folder / "store.sqlite")
     writer.put("k1", rec("Recorded."), status="done")
     writer.close()
-    (tmp_path / "store.sqlite-shm").mkdir()  # SQLite cannot create its shared-memory file
-    reader = ReplayStore(path)
-    assert reader.get("k1").text == "Recorded." and reader.count() == 1
-    with pytest.raises(ReplayStoreError):
-        reader.put("k2", rec(), status="done")  # writing there stays an error
+    folder.chmod(0o555)
+    code = ("import os, sys; from gleitzeit_nb.replay import ReplayStore, Recording\n"
+            f"s = ReplayStore({str(folder / 'store.sqlite')!r})\n"
+            "assert not os.access(os.path.dirname(s.path), os.W_OK), 'folder still writable'\n"
+            "print(s.get('k1').text, s.count())\n"
+            "try:\n    s.put('k2', Recording(text='x'), status='done')\n"
+            "except Exception as exc:\n    print(type(exc).__name__)\n")
+    # root ignores permission bits unless it gives up CAP_DAC_OVERRIDE, as setpriv does here
+    prefix = (["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
+              if os.geteuid() == 0 else [])
+    if prefix and shutil.which("setpriv") is None:
+        pytest.skip("running as root without setpriv (util-linux): permissions cannot apply")
+    try:
+        out = subprocess.run([*prefix, sys.executable, "-c", code], capture_output=True,
+                             text=True, timeout=60)
+    finally:
+        folder.chmod(0o755)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["Recorded.", "1", "ReplayStoreError"]
