@@ -89,6 +89,22 @@ def test_batch_rows_replay(store, monkeypatch):
     assert mixed[:2] + mixed[3:] == list(live)
 
 
+def test_embeddings_record_and_replay_per_text(store, monkeypatch):
+    np = pytest.importorskip("numpy")
+    texts = [f"ticket {i}" for i in range(7)]
+    with OllamaSimulator() as sim:
+        url = sim.url
+        live = gleitzeit_nb.embed(texts, model="nomic-embed-text", host=url, batch_size=3,
+                                  progress=False)
+    monkeypatch.setenv("GLEITZEIT_REPLAY", "replay")  # the simulator is gone now
+    again = gleitzeit_nb.embed(texts[::-1], model="nomic-embed-text", host=url, batch_size=4,
+                               progress=False)
+    assert np.array_equal(again[::-1], live)  # keyed per text: order and batch size are free
+    with pytest.raises(ReplayMissError, match="a new text"):
+        gleitzeit_nb.embed(texts[:2] + ["a new text"], model="nomic-embed-text", host=url,
+                           progress=False)
+
+
 def test_kernel_replay_is_byte_identical(tmp_path):
     store = tmp_path / "k.sqlite"
     code = ("%load_ext gleitzeit_nb\n%config LLMMagics.model = 'qwen3'\n"

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Sequence
 from typing import Any
 
-from ..core import Task, TaskResult
+from .. import replay
+from ..core import Task, TaskResult, TaskStatus
 from ..core.errors import InvalidParamsError, LLMError
+from ..replay.errors import ReplayMissError
 from .limiter import choose_limit, dispatch
 from .progress import Progress, progress_mode
 from .runner import annotate, make_engine, provider_pool, remember
@@ -49,8 +52,26 @@ class _Embedding:
         started, status = time.monotonic(), "failed"
 
         async def job(k: int) -> TaskResult:
-            params = {"model": self.model, "input": self.chunks[k][1]}
-            return await engine.execute_task(Task(id=f"embed-{k}", method="embed", params=params))
+            texts = self.chunks[k][1]
+            if replayer.active:
+                try:
+                    recorded = [replayer.lookup(**_request(self.model, t)) for t in texts]
+                except ReplayMissError as exc:  # replay mode: this chunk's error
+                    return TaskResult(task_id=f"embed-{k}", status=TaskStatus.FAILED, error=exc)
+                if all(r is not None for r in recorded):
+                    return TaskResult(task_id=f"embed-{k}", status=TaskStatus.COMPLETED,
+                                      provider_id="replay", result={
+                                          "embeddings": [json.loads(r.text) for r in recorded]})
+            params = {"model": self.model, "input": texts}
+            res = await engine.execute_task(Task(id=f"embed-{k}", method="embed", params=params))
+            if replayer.active and res.ok and len(res.result["embeddings"]) == len(texts):
+                for text, vector in zip(texts, res.result["embeddings"]):
+                    request = _request(self.model, text)
+                    replayer.save(replayer.key(**request), text=json.dumps(vector),
+                                  status="done", model=self.model)
+            return res
+
+        replayer = replay.current()
 
         try:
             await dispatch(len(self.chunks), job, limit, self._handle,
@@ -92,6 +113,12 @@ class _Embedding:
                 out[start:start + len(vectors)] = np.asarray(vectors, dtype=out.dtype)
         remember(out)
         return out
+
+
+def _request(model: str, text: str) -> dict[str, Any]:
+    """One text's replay request: keyed per text, so any batch_size replays it."""
+    return {"provider": "ollama", "model": model, "messages": [{"role": "user", "content": text}],
+            "options": {"method": "embed"}}
 
 
 def _texts(texts: Any) -> list[str]:
