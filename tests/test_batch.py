@@ -60,7 +60,8 @@ def test_32_prompts_finish_near_the_ideal_time_in_input_order():
         assert total <= 1.15 * 8 * single, (total, single, out.concurrency)
         assert [echo_of(r) for r in out] == [f"prompt {i}" for i in range(32)]
         assert out.complete and not out.errors and len(out.stats) == 32
-        assert out.concurrency_source == "learned" and out.concurrency == 4
+        # at least the 4 slots (fewer would leave one idle); more only queue in the server
+        assert out.concurrency_source == "learned" and 4 <= out.concurrency <= 16
         assert all(s["eval_count"] == 20 and s["seconds"] > 0 for s in out.stats)
 
 
