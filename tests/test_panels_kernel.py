@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import base64
 import io
+import subprocess
+import sys
 
 import pytest
 from PIL import Image
+
+from gleitzeit_nb.testing import OllamaSimulator
 
 from .kernel import start_kernel
 
@@ -148,6 +152,28 @@ def test_vision_large_jpeg_uploaded_bytes(kernel, sim):
     assert "4000×3000" in kernel.value("v.caption.value")
 
 
+def test_vision_ask_while_running_keeps_the_answer_and_same_file_reloads(kernel, sim):
+    img = Image.new("RGB", (64, 64), "navy")
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    data = base64.b64encode(buf.getvalue()).decode()
+    sim.token_delay = 0.02
+    ex = kernel.run("import base64, datetime\nv = VisionPanel(model='llava')\n"
+                    f"raw = base64.b64decode('{data}')\n"
+                    "up = ({'name': 'a.png', 'type': 'image/png', 'size': len(raw), "
+                    "'content': memoryview(raw), "
+                    "'last_modified': datetime.datetime.now(datetime.timezone.utc)},)\n"
+                    "v.upload.value = up\nfirst = v.image\nv.image = None\n"
+                    "v.upload.value = up\nprint(v.image is not None, v.upload.value == ())\n"
+                    "t = v.ask('Describe [[tokens=80]]')\nawait asyncio.sleep(0.5)\n"
+                    "before = v.output.outputs[0]['data']['text/plain']\n"
+                    "try:\n    v.ask('again')\nexcept RuntimeError as e:\n    print(e)\n"
+                    "print(v.output.outputs[0]['data']['text/plain'] == before != '…')\nawait t")
+    assert ex.status == "ok", ex.error
+    loaded, refused, kept = ex.stdout.strip().splitlines()
+    assert loaded == "True True" and "already running" in refused and kept == "True"
+
+
 def test_vision_bad_image_is_reported(kernel, sim):
     assert kernel.run("v = VisionPanel()\nv.path.value = 'missing.png'").status == "ok"
     assert "missing.png" in kernel.value("v.status.value")
@@ -171,3 +197,42 @@ def test_session_shared_with_magic_and_clear(kernel, sim):
                       "await asyncio.sleep(0.3)\np.clear()\nawait t\n"
                       "await asyncio.sleep(0)").status == "ok"
     assert kernel.value("[p.messages, len(p.transcript.children)]") == [[], 0]
+    assert "stopped" not in kernel.value("p.status.value")  # the cleared request left no status
+
+
+def test_turns_added_elsewhere_show_up_and_one_panel_answers_at_a_time(kernel, sim):
+    assert kernel.run("import gleitzeit_nb, asyncio\n"
+                      "a = ChatPanel(model='llama3.2', session='sync')\n"
+                      "b = ChatPanel(model='llama3.2', session='sync')\n"
+                      "await a.send('from a')\n"
+                      "gleitzeit_nb.chat('from a script', model='llama3.2', session='sync')"
+                      ).status == "ok"
+    assert kernel.run("await b.send('from b')").status == "ok"
+    shown = kernel.value("[c.children[1].outputs[0]['data']['text/plain'] "
+                         "for c in b.transcript.children]")
+    assert [t for t in shown[::2]] == ["from a", "from a script", "from b"]  # in session order
+    sim.token_delay = 0.02
+    ex = kernel.run("t = a.send('long [[tokens=100]]')\n"
+                    "try:\n    b.send('meanwhile')\nexcept RuntimeError as e:\n    print(e)\n"
+                    "await t")
+    assert "is answering in another panel" in ex.stdout
+    assert kernel.run("await b.send('after')").status == "ok"  # free again
+
+
+def test_model_list_loads_once_the_server_is_up(kernel, dead_url):
+    port = int(dead_url.rsplit(":", 1)[1])
+    assert kernel.run(f"late = ChatPanel(host={dead_url!r})\nawait late._models_task").status == "ok"
+    assert kernel.value("list(late.model_picker.options)") == ["(auto)"]
+    with OllamaSimulator(port=port):
+        assert kernel.run("await late.send('hi')\nawait late._models_task").status == "ok"
+        assert "llama3.2:latest" in kernel.value("list(late.model_picker.options)")
+
+
+def test_panels_need_a_running_loop_and_say_so():
+    code = ("from gleitzeit_nb.widgets import ChatPanel\n"
+            "p = ChatPanel(host='http://127.0.0.1:9')\n"
+            "try:\n    p.send('hi')\nexcept RuntimeError as e:\n    print(e)\n")
+    out = subprocess.run([sys.executable, "-W", "error::RuntimeWarning", "-c", code],
+                         capture_output=True, text=True, timeout=60)
+    assert "asyncio.run()" in out.stdout and "gleitzeit_nb.chat()" in out.stdout
+    assert "never awaited" not in out.stderr and "destroyed but it is pending" not in out.stderr

@@ -18,15 +18,25 @@ from .stream import WidgetStream
 AUTO = "(auto)"
 
 
-def schedule(coro: Awaitable[Any]) -> asyncio.Task[Any]:
+def schedule(coro: Awaitable[Any], *, quiet: bool = False) -> asyncio.Task[Any]:
     """A task on the running loop (the kernel's, in a cell or widget callback); never blocks.
 
-    Without a running loop (a script) the bridge's loop is used; the task runs when it does.
+    A panel needs a running loop: a notebook kernel has one, a script gets one from
+    ``asyncio.run``. Without one, ``quiet`` work (loading the model list) is skipped as done,
+    and a request is an error that says so, rather than a task that would never run.
     """
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:
-        loop = bridge.current_loop()
+        if hasattr(coro, "close"):
+            coro.close()  # type: ignore[union-attr]
+        if quiet:
+            future: asyncio.Future[Any] = bridge.current_loop().create_future()
+            future.set_result(None)
+            return future  # type: ignore[return-value]
+        raise RuntimeError("Panels run their requests on a running event loop: use them in a "
+                           "notebook, or in a script inside asyncio.run() and await the task; "
+                           "for plain scripts use gleitzeit_nb.chat().") from None
     return loop.create_task(coro)  # type: ignore[arg-type]
 
 
@@ -53,7 +63,9 @@ class PanelBase(w.VBox):
                                     button_style="warning", tooltip="Stop the running request")
         self.stop_button.on_click(lambda _: self.stop())
         self.status = w.HTML(value="")
-        self._models_task = schedule(self._load_models())
+        self._generation = 0  # bumped by clear(): a request from before must not touch the UI
+        self._models_loaded = False
+        self._models_task = schedule(self._load_models(), quiet=True)
 
     # -- models ------------------------------------------------------------------------------
     @property
@@ -71,9 +83,12 @@ class PanelBase(w.VBox):
             return
         names = [i.name for i in infos if self.capability in i.capabilities]
         current = self.model_picker.value
+        if current not in names and f"{current}:latest" in names:  # llava is llava:latest
+            current = f"{current}:latest"
         options = [AUTO] + names + ([current] if current not in names and current != AUTO else [])
         self.model_picker.options = options
         self.model_picker.value = current
+        self._models_loaded = True
 
     # -- running -----------------------------------------------------------------------------
     @property
@@ -86,11 +101,13 @@ class PanelBase(w.VBox):
             raise RuntimeError("A request is already running: wait for it or press Stop.")
         self.error = None
         self._stream = stream
-        self._task = schedule(self._guard(work, stream))
+        self._task = schedule(self._guard(work, stream, self._generation))
+        if not self._models_loaded and self._models_task.done():  # the server was down before
+            self._models_task = schedule(self._load_models(), quiet=True)
         return self._task
 
     async def _guard(self, work: Callable[[WidgetStream], Awaitable[Reply]],
-                     stream: WidgetStream) -> Reply | None:
+                     stream: WidgetStream, generation: int) -> Reply | None:
         """Run ``work``; errors and Stop end here as panel state, never as a lost traceback."""
         self._busy(True)
         ticker = asyncio.ensure_future(self._tick(stream))
@@ -108,7 +125,8 @@ class PanelBase(w.VBox):
         finally:
             ticker.cancel()
             self._busy(False)
-            self._done(stream, reply)
+            if generation == self._generation:  # not cleared meanwhile
+                self._done(stream, reply)
         return reply
 
     def stop(self) -> None:

@@ -60,11 +60,8 @@ class ChatPanel(PanelBase):
         settings = w.HBox([self.model_picker, self.temperature])
         self.children = [self.transcript, self.prompt, controls, settings, self.status]
         self.add_class("gleitzeit-chat")
-        for msg in CONNECTIONS.sessions.get(self.session).messages:  # turns from %%llm -s
-            self._add_turn(msg["role"], msg.get("model", ""), _user_bundle(msg["content"])
-                           if msg["role"] == "user" else
-                           reply_bundle(msg["content"], model=msg.get("model") or "model",
-                                        status="stopped" if msg.get("interrupted") else "done"))
+        self._shown = 0  # the session's messages the transcript shows
+        self._catch_up()
 
     # -- API ---------------------------------------------------------------------------------
     @property
@@ -81,6 +78,10 @@ class ChatPanel(PanelBase):
             raise ValueError("Nothing to send: type a prompt first.")
         if self.running:
             raise RuntimeError("A request is already running: wait for it or press Stop.")
+        if self.session in _ANSWERING:
+            raise RuntimeError(f"Session {self.session!r} is answering in another panel: wait "
+                               "for it, or give this panel a session of its own.")
+        self._catch_up()  # turns another panel or %%llm -s added meanwhile
         self._add_turn("user", "", _user_bundle(text))
         out = self._add_turn("assistant", self.model or "", {"text/plain": "…",
                                                           "text/markdown": "*…*"})
@@ -90,7 +91,10 @@ class ChatPanel(PanelBase):
                       options={"system": self.system, "max_tokens": self.max_tokens,
                                "temperature": self.temperature.value
                                if self._temperature_set else None})
-        return self._start(lambda s: ask_async(req, display=s), stream)
+        task = self._start(lambda s: ask_async(req, display=s), stream)
+        _ANSWERING.add(self.session)
+        task.add_done_callback(lambda _: _ANSWERING.discard(self.session))
+        return task
 
     def clear(self) -> None:
         """Stop any request, forget the session's turns and empty the transcript."""
@@ -98,9 +102,21 @@ class ChatPanel(PanelBase):
             self._task.add_done_callback(lambda _: CONNECTIONS.sessions.reset(self.session))
         self.stop()
         CONNECTIONS.sessions.reset(self.session)
+        self._generation += 1  # the cancelled request ends without touching the UI
         self.transcript.children = ()
+        self._shown = 0
         self.error = None
         self._set_status("")
+
+    def _catch_up(self) -> None:
+        """Show the session's turns this transcript does not show yet."""
+        messages = CONNECTIONS.sessions.get(self.session).messages
+        for msg in messages[self._shown:]:
+            self._add_turn(msg["role"], msg.get("model", ""), _user_bundle(msg["content"])
+                           if msg["role"] == "user" else
+                           reply_bundle(msg["content"], model=msg.get("model") or "model",
+                                        status="stopped" if msg.get("interrupted") else "done"))
+        self._shown = len(messages)
 
     # -- UI ----------------------------------------------------------------------------------
     def _send_from_ui(self) -> None:
@@ -130,8 +146,13 @@ class ChatPanel(PanelBase):
 
     def _done(self, stream: WidgetStream, reply: Reply | None) -> None:
         super()._done(stream, reply)
+        self._shown = len(CONNECTIONS.sessions.get(self.session).messages)  # our turn is shown
         if stream.model and getattr(self, "_last_head", None) is not None:
             self._last_head.value = f"<b>{html.escape(stream.model)}</b>"
+
+
+#: Sessions a panel is answering in now: one request at a time per conversation.
+_ANSWERING: set[str] = set()
 
 
 def show_chat(**kw: Any) -> ChatPanel:

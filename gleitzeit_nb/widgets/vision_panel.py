@@ -74,6 +74,8 @@ class VisionPanel(PanelBase):
         """Ask about the loaded image; the task's result is the Reply (None if stopped/failed)."""
         if self.image is None:
             raise ValueError("Load an image first (upload one, type a path or call load_image).")
+        if self.running:
+            raise RuntimeError("A request is already running: wait for it or press Stop.")
         req = Request(prompt=prompt.strip() or "Describe this image.", model=self.model,
                       host=self.host, timeout=self.timeout, images=[self.image],
                       remember=False, display=None)
@@ -106,10 +108,12 @@ class VisionPanel(PanelBase):
         files = change["new"]
         if files:
             self._load_from_ui(bytes(files[0]["content"]))
+            self.upload.value = ()  # emptied, so the same file can be loaded again
 
     def _path_entered(self, change: dict[str, Any]) -> None:
         if change["new"].strip():
             self._load_from_ui(change["new"].strip())
+            self.path.value = ""  # likewise for the same path
 
 
 def show_vision(**kw: Any) -> VisionPanel:
