@@ -301,3 +301,21 @@ def test_llm_chat_takes_the_magics_settings(kernel, sim):
         assert chats(sim)[-1]["options"]["num_predict"] == 5
     finally:
         kernel.run("%config LLMMagics.timeout = 120.0\n%config LLMMagics.max_tokens = None")
+
+
+def test_line_magic_braces_are_ours_not_ipythons(kernel, sim):
+    kernel.run("city = 'Lisbon'")
+    assert kernel.run("%llm Use {{literal}} braces for {city}").status == "ok"
+    assert chats(sim)[-1]["messages"][-1]["content"] == "Use {literal} braces for Lisbon"
+    ex = kernel.run("%llm What is {1+1}?")  # IPython would have evaluated it; we never do
+    assert ex.status == "error" and "is not a placeholder" in ex.error["evalue"]
+
+
+def test_llm_chat_shows_the_panel_once_and_batch_help_lists_options(kernel, sim):
+    ex = kernel.run("%llm_chat -s once")
+    shown = [m for m in ex.of_type("display_data", "execute_result")
+             if "application/vnd.jupyter.widget-view+json" in m["content"]["data"]]
+    assert len(shown) == 1
+    helped = kernel.run("%llm_batch?")
+    text = str(helped.reply["content"].get("payload"))
+    assert "--concurrency" in text and "--on-error" in text

@@ -42,32 +42,7 @@ _FLAGS = {flag: action.nargs != 0 for action in _PARSER._actions for flag in act
 
 
 def llm_batch_magic(shell: Any, line: str, cell: str | None = None) -> Any:
-    """Run a prompt over every row of a notebook variable, as many at once as the server takes.
-
-    ``%llm_batch [options] SOURCE [TEMPLATE]`` or ``%%llm_batch [options] SOURCE`` with the
-    template as the cell body. Options may come before or after SOURCE.
-
-    SOURCE is a variable with optional ``.attr`` / ``["key"]`` steps (``df``, ``df.review``,
-    ``df["review text"]``, ``tickets``), never evaluated code; with ``--images`` it may also be a
-    glob such as ``"photos/*.jpg"``. The template fills ``{x}`` / ``{item}`` with each value,
-    ``{column}`` with a DataFrame row's fields and ``{name}`` with other notebook variables;
-    without a template each value is the prompt. Quotes around a one-line template are
-    dropped. Examples::
-
-        %llm_batch df.review -o sentiment "Is this review positive or negative? {x}"
-
-        %%llm_batch tickets -o triage --schema Triage -c 4
-        Classify this support ticket. Title: {title}. Body: {body}
-
-        %llm_batch --images "photos/*.jpg" -o captions Describe this photo in one line.
-
-    Options: -m MODEL, -o VAR (store the result instead of showing it; after an interrupt or
-    a stopping error VAR holds the rows finished so far), -c/--concurrency N (default: the
-    server's capacity), --schema VAR (pydantic class or JSON-schema dict: one column per
-    field), --on-error collect|raise|skip, --images, --system TEXT, -t TEMP, --max-tokens N,
-    --seed N, --no-progress. Host, model, timeout and display come from ``%config LLMMagics``.
-    The result is that of ``gleitzeit_nb.batch``: a list, Series or DataFrame.
-    """
+    """``%llm_batch`` / ``%%llm_batch``: see ``LLMMagics.llm_batch`` for the usage."""
     args, source, template = parse_line(line)
     if cell is not None:
         if template:

@@ -6,7 +6,8 @@ import sys
 from typing import Any
 
 from IPython.core.error import UsageError
-from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
+from IPython.core.magic import (Magics, line_cell_magic, line_magic, magics_class,
+                                no_var_expand)
 from traitlets import Bool, Enum, Float, Int, TraitError, Unicode, observe, validate
 from traitlets.config import Configurable
 
@@ -76,6 +77,7 @@ class LLMMagics(Magics, Configurable):
         self.conn = CONNECTIONS
 
     # -- chat ----------------------------------------------------------------------------------
+    @no_var_expand  # {name} is ours to fill (with {{ escapes), not IPython's to evaluate
     @line_cell_magic
     def llm(self, line: str, cell: str | None = None) -> None:
         """Chat: ``%%llm [options]`` with the prompt as the cell, or ``%llm [options] PROMPT``.
@@ -119,9 +121,35 @@ class LLMMagics(Magics, Configurable):
         provider = self.conn.provider(self.host or None, self.timeout)
         return models_table(bridge.run(self.conn.models(provider, max_age=0)))
 
+    @no_var_expand
     @line_cell_magic
     def llm_batch(self, line: str, cell: str | None = None) -> Any:
-        """Run a prompt template over a DataFrame, a column, a list or images (see %llm_batch?)."""
+        """Run a prompt over every row of a notebook variable, as many at once as the server takes.
+
+        ``%llm_batch [options] SOURCE [TEMPLATE]`` or ``%%llm_batch [options] SOURCE`` with the
+        template as the cell body. Options may come before or after SOURCE.
+
+        SOURCE is a variable with optional ``.attr`` / ``["key"]`` steps (``df``, ``df.review``,
+        ``df["review text"]``, ``tickets``), never evaluated code; with ``--images`` it may also be a
+        glob such as ``"photos/*.jpg"``. The template fills ``{x}`` / ``{item}`` with each value,
+        ``{column}`` with a DataFrame row's fields and ``{name}`` with other notebook variables;
+        without a template each value is the prompt. Quotes around a one-line template are
+        dropped. Examples::
+
+            %llm_batch df.review -o sentiment "Is this review positive or negative? {x}"
+
+            %%llm_batch tickets -o triage --schema Triage -c 4
+            Classify this support ticket. Title: {title}. Body: {body}
+
+            %llm_batch --images "photos/*.jpg" -o captions Describe this photo in one line.
+
+        Options: -m MODEL, -o VAR (store the result instead of showing it; after an interrupt or
+        a stopping error VAR holds the rows finished so far), -c/--concurrency N (default: the
+        server's capacity), --schema VAR (pydantic class or JSON-schema dict: one column per
+        field), --on-error collect|raise|skip, --images, --system TEXT, -t TEMP, --max-tokens N,
+        --seed N, --no-progress. Host, model, timeout and display come from ``%config LLMMagics``.
+        The result is that of ``gleitzeit_nb.batch``: a list, Series or DataFrame.
+        """
         from ..batch.magic import llm_batch_magic
 
         return llm_batch_magic(self.shell, line, cell)
@@ -130,13 +158,14 @@ class LLMMagics(Magics, Configurable):
     def llm_chat(self, line: str) -> Any:
         """A chat panel: ``%llm_chat [-m MODEL] [-s SESSION] [--system TEXT] [-t TEMP]``.
 
-        ``-s`` shares the conversation with ``%%llm -s SESSION``."""
-        from ..widgets import show_chat
+        ``-s`` shares the conversation with ``%%llm -s SESSION``. Returns the panel: shown
+        as the cell's result, or kept with ``p = %llm_chat`` (then ``p`` shows it)."""
+        from ..widgets import ChatPanel
 
         args, rest = opts.split_options(line, _CHAT)
         if rest:
             raise UsageError(f"%llm_chat takes options only, not {rest!r}.")
-        return show_chat(model=args.model or self.model or None, session=args.session,
+        return ChatPanel(model=args.model or self.model or None, session=args.session,
                          system=args.system if args.system is not None else self.system,
                          temperature=args.temperature if args.temperature is not None
                          else self.temperature, host=self.host or None, timeout=self.timeout,
@@ -168,6 +197,7 @@ class LLMMagics(Magics, Configurable):
                 f"{rp.store.size_bytes() / 1024:.0f} kB in {rp.path}")
 
     # -- vision --------------------------------------------------------------------------------
+    @no_var_expand
     @line_cell_magic
     def vision(self, line: str, cell: str | None = None) -> None:
         """Ask about an image: ``%vision IMAGE [PROMPT]`` or ``%%vision IMAGE`` + prompt cell.

@@ -32,9 +32,12 @@ def current() -> Replayer:
     mode, path = resolve(_settings["mode"], _settings["store"])
     with _lock:
         if _current is None or (_current.mode, _current.path) != (mode, path):
-            if _current is not None:
-                _current.close()
+            previous = _current
             _current = Replayer(mode, path)
+            if previous is not None:
+                previous.close()
+                if previous.path == path:  # same store, other mode: what was used still counts
+                    _current.used |= previous.used
         return _current
 
 
