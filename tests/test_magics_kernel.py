@@ -215,7 +215,7 @@ def test_slow_model_load_names_the_notebook_setting(kernel, sim):
 
 def test_interrupt_closes_stream_keeps_partial(kernel, sim):
     sim.token_delay = 0.02
-    msg_id = kernel.kc.execute("%%llm\nLong story [[tokens=1000]]")
+    msg_id = kernel.kc.execute("%%llm -o part\nLong story [[tokens=1000]]")
     deadline = time.monotonic() + 10
     while sim.active == 0 and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -240,6 +240,7 @@ def test_interrupt_closes_stream_keeps_partial(kernel, sim):
     turn = kernel.value("__import__('gleitzeit_nb.notebook.connection', fromlist=['x'])"
                         ".CONNECTIONS.sessions.get().messages[1]")
     assert turn["interrupted"] is True and turn["content"] == kept["content"]
+    assert kernel.value("part") == kept["content"]  # -o keeps what arrived
 
 
 def test_interrupt_in_a_cell_that_awaits(kernel, sim):

@@ -11,7 +11,7 @@ from IPython.core.magic import (Magics, line_cell_magic, line_magic, magics_clas
 from traitlets import Bool, Enum, Float, Int, TraitError, Unicode, observe, validate
 from traitlets.config import Configurable
 
-from ..core.errors import LLMError, ProviderTimeoutError
+from ..core.errors import LLMError, ProviderTimeoutError, StreamError
 from . import options as opts
 from .chat import Request, ask
 from .connection import CONNECTIONS
@@ -95,9 +95,13 @@ class LLMMagics(Magics, Configurable):
             raise UsageError("Nothing to ask: write a prompt after %llm, or in the %%llm cell.")
         schema = opts.namespace_value(args.schema, self.shell.user_ns, "--schema") \
             if args.schema else None
-        reply = ask(self._request(prompt, args, session=args.session, new=args.new, json=args.json,
-                                  schema=schema, system=args.system, think=args.think,
-                                  file_path=args.file))
+        try:
+            reply = ask(self._request(prompt, args, session=args.session, new=args.new,
+                                      json=args.json, schema=schema, system=args.system,
+                                      think=args.think, file_path=args.file))
+        except (KeyboardInterrupt, StreamError) as exc:
+            self._store_partial(args.out, exc, args.session)
+            raise
         self._store(args.out, reply.value if (args.json or schema is not None) else reply)
 
     @line_magic
@@ -235,6 +239,16 @@ class LLMMagics(Magics, Configurable):
                        host=self.host or None, timeout=self.timeout, session=session, new=new,
                        json=json, schema=schema, display=self.display, show_stats=self.show_stats,
                        options=options)
+
+    def _store_partial(self, name: str | None, exc: BaseException, session: str | None) -> None:
+        """After an interrupt or a broken stream, ``-o VAR`` gets the text that did arrive."""
+        partial = getattr(exc, "partial", None)
+        if partial is None:
+            turns = self.conn.sessions.get(session).messages
+            if turns and turns[-1].get("interrupted"):
+                partial = turns[-1]["content"]
+        if name and partial:
+            self._store(name, partial)
 
     def _store(self, name: str | None, value: Any) -> None:
         if name:
