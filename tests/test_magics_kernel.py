@@ -202,6 +202,21 @@ def test_errors_are_readable(kernel, sim, dead_url):
     assert "gleitzeit_nb" in str([m["content"] for m in tb.msgs])  # full traceback on demand
 
 
+def test_out_var_keeps_the_text_of_a_stalled_stream(kernel, sim):
+    sim.inject("stall_after", after=4, seconds=3)
+    # a short gap allowed between chunks (there is no magic setting for it)
+    kernel.run("import dataclasses, gleitzeit_nb.notebook.connection as C\n"
+               "p = C.CONNECTIONS.provider(None, 120.0)\n"
+               "p._transport.timeouts = dataclasses.replace(p._transport.timeouts, chunk=0.5)\n"
+               "stalled = None")
+    try:
+        ex = kernel.run("%%llm -o stalled\nhi [[tokens=50]]")
+    finally:
+        kernel.run("p._transport.timeouts = dataclasses.replace(p._transport.timeouts, chunk=60)")
+    assert ex.error["ename"] == "ProviderTimeoutError"
+    assert len(kernel.value("stalled").split()) == 4
+
+
 def test_slow_model_load_names_the_notebook_setting(kernel, sim):
     sim.inject("stall_before", seconds=3)
     kernel.run("%config LLMMagics.timeout = 0.5")
@@ -310,6 +325,11 @@ def test_line_magic_braces_are_ours_not_ipythons(kernel, sim):
     assert chats(sim)[-1]["messages"][-1]["content"] == "Use {literal} braces for Lisbon"
     ex = kernel.run("%llm What is {1+1}?")  # IPython would have evaluated it; we never do
     assert ex.status == "error" and "is not a placeholder" in ex.error["evalue"]
+    # option values still take notebook variables, the IPython way or ours
+    kernel.run("mname = 'qwen3'\nstyle = 'Be brief.'")
+    assert kernel.run("%llm -m $mname --system {style} Hello").status == "ok"
+    body = chats(sim)[-1]
+    assert body["model"].startswith("qwen3") and body["messages"][0]["content"] == "Be brief."
 
 
 def test_llm_chat_shows_the_panel_once_and_batch_help_lists_options(kernel, sim):

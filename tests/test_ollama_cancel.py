@@ -104,3 +104,9 @@ async def test_iterating_again_after_the_end_or_after_aclose(provider, sim):
         async for _ in stream:
             pass
     assert info.value.partial == stream.text
+    stream = await provider.stream_request("chat", chat_params("[[tokens=200]]"))
+    async for _ in stream:
+        break
+    with pytest.raises(StreamError, match="was closed after 1 chunks"):  # not httpx's error
+        async for _ in stream:
+            pass

@@ -155,11 +155,17 @@ async def test_health_check(provider, dead_url):
     ("::1", "http://[::1]:11434"),
     ("::", "http://[::1]:11434"),
     ("fe80::2/api", "http://[fe80::2]:11434/api"),
-    ("example.com:abc", "http://example.com:11434"),
     ("0.0.0.0:1234", "http://127.0.0.1:1234"),
 ])
 def test_parse_host_like_ollama(value, url):
     assert parse_host(value) == url
+
+
+def test_bad_port_lenient_only_in_the_environment(monkeypatch):
+    monkeypatch.setenv("OLLAMA_HOST", "example.com:abc")
+    assert OllamaProvider().base_url == "http://example.com:11434"  # as Ollama's tools do
+    with pytest.raises(ValueError, match="invalid port"):
+        OllamaProvider(base_url="example.com:1143x")  # a typo in code is an error
 
 
 def test_ollama_host_env(monkeypatch):

@@ -269,7 +269,8 @@ def test_fuzz_against_jupyterlabs_marked_finds_no_live_html(tmp_path):
               "    ", "text", "a<b", "&", '"', "'"]
     payloads = [XSS, "<script>alert(1)</script>", "<!-- c -->", "<details open ontoggle=alert(1)>", "<?php ?>",
                 "</p><svg onload=alert(1)>", "<https://e.x>", 'x"onmouseover="alert(1)',
-                "[x](javascript:alert(1))", "[y](JAVA\\script:alert(2) 't')", "[z]( data:text/html,<b>)"]
+                "[x](javascript:alert(1))", "[y](JAVA\\script:alert(2) 't')", "[z]( data:text/html,<b>)",
+                "[w](\n javascript:alert(3))"]
     rng = random.Random(7)
     docs = ["".join(rng.choice(payloads) if rng.random() < 0.25 else rng.choice(pieces)
                     for _ in range(rng.randint(3, 30))) for _ in range(4000)]

@@ -11,7 +11,7 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..core.errors import StreamError
+from ..core.errors import ProviderTimeoutError, StreamError
 from .. import replay
 from ..core.image_prep import PreparedImage
 from . import bridge
@@ -41,6 +41,7 @@ class Request:
     display: str | None = "auto"
     show_stats: bool = True
     options: dict[str, Any] = field(default_factory=dict)
+    partial: str | None = None  # set when the reply broke off: the text that did arrive
 
 
 def ask(req: Request, conn: Connections = CONNECTIONS) -> Reply:
@@ -88,11 +89,13 @@ async def ask_async(req: Request, conn: Connections = CONNECTIONS, display: Any 
     try:
         reply = await stream_reply(provider, "chat", params, display)
     except (KeyboardInterrupt, asyncio.CancelledError):
+        req.partial = display.text
         if req.remember:
             session.add_turn(user, display.text, interrupted=True, model=model)
         raise
-    except StreamError as exc:
-        if req.remember:
+    except (StreamError, ProviderTimeoutError) as exc:  # broke off: keep what arrived
+        req.partial = exc.partial
+        if req.remember and (exc.partial or isinstance(exc, StreamError)):
             session.add_turn(user, exc.partial, interrupted=True, model=model)
         raise
     _finish(req, session, user, model, reply)

@@ -85,7 +85,8 @@ async def stream_reply(provider: OllamaProvider, method: str, params: dict[str, 
     stream began carry the partial text (``StreamError.partial``).
     """
     display.start()
-    ticker = asyncio.ensure_future(_tick(display))
+    ticker = asyncio.ensure_future(_tick(display)) if getattr(display, "mode", "") == "live" \
+        else None
     stream = None
     try:
         stream = await provider.stream_request(method, params)
@@ -99,7 +100,8 @@ async def stream_reply(provider: OllamaProvider, method: str, params: dict[str, 
         display.finish(stats=None, status="error", note=note or str(exc))
         raise
     finally:
-        ticker.cancel()
+        if ticker is not None:
+            ticker.cancel()
         if stream is not None:
             await stream.aclose()
     display.finish(stats=stream.stats, status="done")

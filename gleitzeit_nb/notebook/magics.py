@@ -11,7 +11,7 @@ from IPython.core.magic import (Magics, line_cell_magic, line_magic, magics_clas
 from traitlets import Bool, Enum, Float, Int, TraitError, Unicode, observe, validate
 from traitlets.config import Configurable
 
-from ..core.errors import LLMError, ProviderTimeoutError, StreamError
+from ..core.errors import LLMError, ProviderTimeoutError
 from . import options as opts
 from .chat import Request, ask
 from .connection import CONNECTIONS
@@ -86,7 +86,7 @@ class LLMMagics(Magics, Configurable):
         Options: -m MODEL, -s SESSION, --new, --system TEXT, -t TEMP, --max-tokens N, --seed N,
         --file PATH, --json, --schema VAR, --think [LEVEL], -o VAR.
         """
-        args, text = opts.split_options(line, _LLM)
+        args, text = opts.split_options(line, _LLM, self.shell.user_ns)
         if cell is not None and text:
             raise UsageError("With %%llm the prompt goes in the cell body; the first line takes "
                              "options only.")
@@ -95,12 +95,15 @@ class LLMMagics(Magics, Configurable):
             raise UsageError("Nothing to ask: write a prompt after %llm, or in the %%llm cell.")
         schema = opts.namespace_value(args.schema, self.shell.user_ns, "--schema") \
             if args.schema else None
+        req = self._request(prompt, args, session=args.session, new=args.new, json=args.json,
+                            schema=schema, system=args.system, think=args.think,
+                            file_path=args.file)
         try:
-            reply = ask(self._request(prompt, args, session=args.session, new=args.new,
-                                      json=args.json, schema=schema, system=args.system,
-                                      think=args.think, file_path=args.file))
-        except (KeyboardInterrupt, StreamError) as exc:
-            self._store_partial(args.out, exc, args.session)
+            reply = ask(req)
+        except (KeyboardInterrupt, LLMError) as exc:
+            partial = req.partial or getattr(exc, "partial", None)
+            if args.out and partial:  # what did arrive is not lost
+                self._store(args.out, partial)
             raise
         self._store(args.out, reply.value if (args.json or schema is not None) else reply)
 
@@ -166,7 +169,7 @@ class LLMMagics(Magics, Configurable):
         as the cell's result, or kept with ``p = %llm_chat`` (then ``p`` shows it)."""
         from ..widgets import ChatPanel
 
-        args, rest = opts.split_options(line, _CHAT)
+        args, rest = opts.split_options(line, _CHAT, self.shell.user_ns)
         if rest:
             raise UsageError(f"%llm_chat takes options only, not {rest!r}.")
         return ChatPanel(model=args.model or self.model or None, session=args.session,
@@ -212,8 +215,10 @@ class LLMMagics(Magics, Configurable):
         """
         from .vision import prepare_and_show, resolve_image, split_image
 
-        args, text = opts.split_options(line, _VISION)
+        args, text = opts.split_options(line, _VISION, self.shell.user_ns)
         image_ref, prompt = split_image(text)
+        if image_ref.startswith("$") and image_ref[1:].isidentifier():
+            image_ref = image_ref[1:]  # %vision $img …, as IPython would have read it
         if cell is not None:
             prompt = (prompt + "\n" + cell).strip()
         prompt = interpolate(prompt or "Describe this image.", self.shell.user_ns).strip()
@@ -239,16 +244,6 @@ class LLMMagics(Magics, Configurable):
                        host=self.host or None, timeout=self.timeout, session=session, new=new,
                        json=json, schema=schema, display=self.display, show_stats=self.show_stats,
                        options=options)
-
-    def _store_partial(self, name: str | None, exc: BaseException, session: str | None) -> None:
-        """After an interrupt or a broken stream, ``-o VAR`` gets the text that did arrive."""
-        partial = getattr(exc, "partial", None)
-        if partial is None:
-            turns = self.conn.sessions.get(session).messages
-            if turns and turns[-1].get("interrupted"):
-                partial = turns[-1]["content"]
-        if name and partial:
-            self._store(name, partial)
 
     def _store(self, name: str | None, value: Any) -> None:
         if name:

@@ -219,7 +219,7 @@ def _esc(s: str) -> str:
     return _DEF.sub(r"\1&#91;", s) if "]:" in s else s
 
 
-_LINK = re.compile(r"\]\((?=[ \t]*+([^\s()]*))")  # an inline link's start (its destination)
+_LINK = re.compile(r"\]\((?=\s*+([^\s()]*))")  # an inline link's start (its destination)
 _SCRIPT_SCHEMES = ("javascript", "vbscript", "data")
 
 
@@ -317,7 +317,7 @@ def escape_html(text: str, *, close_fence: bool = False) -> str:
 
 def _escape(text: str, want_fence: bool = False) -> tuple[str, tuple | None]:
     """The escaped text, and (if wanted) the fence it leaves open."""
-    if "<" not in text and "&" not in text and "](" not in text and not (
+    if "<" not in text and "&" not in text and not ("]" in text and _script_link(text)) and not (
             ('"' in text or "'" in text) and ("```" in text or "~~~" in text or "$" in text or "\\" in text)):
         return text, _blocks(text)[1] if want_fence else None  # no HTML, no quote for an attribute
     spans = _math_spans(text)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import shlex
+from collections.abc import Mapping
 from typing import Any
 
 from IPython.core.error import UsageError
@@ -68,8 +69,13 @@ def chat_parser() -> argparse.ArgumentParser:
     return p
 
 
-def split_options(line: str, parser: argparse.ArgumentParser) -> tuple[argparse.Namespace, str]:
-    """Parse the leading options of ``line``; return them and the remaining text unchanged."""
+def split_options(line: str, parser: argparse.ArgumentParser,
+                  user_ns: Mapping[str, Any] | None = None) -> tuple[argparse.Namespace, str]:
+    """Parse the leading options of ``line``; return them and the remaining text unchanged.
+
+    With ``user_ns``, option values may name notebook variables as IPython lines do
+    (``-m $model``, ``--system "{style}"``): our magics turn IPython's own expansion off.
+    """
     takes_value = {}
     for action in parser._actions:
         for flag in action.option_strings:
@@ -92,7 +98,23 @@ def split_options(line: str, parser: argparse.ArgumentParser) -> tuple[argparse.
             continue
         value, rest = _take_value(rest)
         tokens.append(value)
-    return parser.parse_args(tokens), rest
+    args = parser.parse_args(tokens)
+    if user_ns is not None:
+        for name, value in vars(args).items():
+            if isinstance(value, str):
+                setattr(args, name, expand_value(value, user_ns))
+    return args, rest
+
+
+def expand_value(value: str, user_ns: Mapping[str, Any]) -> str:
+    """``$name`` → the variable's value; ``{name}`` placeholders filled; else unchanged."""
+    if value.startswith("$") and value[1:].isidentifier():
+        return str(namespace_value(value[1:], dict(user_ns), value))
+    if "{" in value:
+        from .interpolate import interpolate
+
+        return interpolate(value, user_ns)
+    return value
 
 
 def _take_value(text: str) -> tuple[str, str]:

@@ -149,8 +149,7 @@ class PanelBase(w.VBox):
             else:
                 self._set_status(f"✍ {stream.model}: {len(stream.text):,} characters, "
                                  f"{elapsed:.0f} s")
-            stream.tick()
-            await asyncio.sleep(0.25)
+            await asyncio.sleep(0.25)  # (the stream's own ticker renders held-back text)
 
     def _done(self, stream: WidgetStream, reply: Reply | None) -> None:
         elapsed = time.monotonic() - stream.started

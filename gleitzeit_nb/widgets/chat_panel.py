@@ -123,8 +123,12 @@ class ChatPanel(PanelBase):
         text = self.prompt.value
         if not text.strip() or self.running:
             return
+        try:
+            self.send(text)
+        except RuntimeError as exc:  # e.g. the session is answering in another panel
+            self._set_status(f"⚠ {exc}")
+            return
         self.prompt.value = ""
-        self.send(text)
 
     def _temperature_touched(self, _: Any) -> None:
         self._temperature_set = True

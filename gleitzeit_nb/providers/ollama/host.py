@@ -14,7 +14,7 @@ DEFAULT_PORT = 11434
 PROXY_VARS = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
 
 
-def parse_host(value: str | None) -> str:
+def parse_host(value: str | None, *, lenient: bool = False) -> str:
     """Normalise an ``OLLAMA_HOST``-style value to ``scheme://host:port[/path]``.
 
     >>> parse_host(None)
@@ -44,7 +44,10 @@ def parse_host(value: str | None) -> str:
     host = split.hostname or DEFAULT_HOST
     try:
         port = split.port or default_port
-    except ValueError:  # not a number or out of range: Ollama warns and uses the default
+    except ValueError:  # not a number or out of range
+        if not lenient:
+            raise ValueError(f"{value!r} has an invalid port; use e.g. 127.0.0.1:11434.") from None
+        # as Ollama's tools do with OLLAMA_HOST: warn and use the default
         logger.warning("OLLAMA_HOST=%r has an invalid port; using %s", value, default_port)
         port = default_port
     # The server listens on 0.0.0.0 / :: when told to; a client reaches it through loopback.
@@ -65,7 +68,7 @@ def _is_ipv6(text: str) -> bool:
 
 def host_from_env() -> str:
     """The server URL from ``OLLAMA_HOST`` (default ``http://127.0.0.1:11434``)."""
-    return parse_host(os.environ.get("OLLAMA_HOST"))
+    return parse_host(os.environ.get("OLLAMA_HOST"), lenient=True)
 
 
 def is_loopback(url: str) -> bool:

@@ -38,9 +38,10 @@ class ChatStream:
     """Async iterator over a reply's chunks.
 
     ``await provider.stream_request(…)`` connects first, so connection, HTTP and model errors
-    raise at the call site; ``async for`` without ``await`` connects on the first step. Leaving
-    the loop early, ``aclose()``, ``async with`` or cancelling the task closes the HTTP response,
-    which makes Ollama stop generating. ``text`` and ``thinking`` hold what arrived so far.
+    raise at the call site; ``async for`` without ``await`` connects on the first step.
+    ``aclose()``, ``async with`` or cancelling the task closes the HTTP response at once, and
+    leaving the loop early closes it on the loop's next turns; Ollama then stops generating.
+    A stream is read once: ``text`` and ``thinking`` hold what arrived so far.
     """
 
     def __init__(self, transport: OllamaTransport, body: dict[str, Any], *, model: str) -> None:
@@ -49,9 +50,11 @@ class ChatStream:
         self.model = model
         self._response: httpx.Response | None = None
         # Only `__anext__` keeps its generator; an `async for` loop's generator is owned by the
-        # loop, so leaving the loop drops it and asyncio closes it (and the response) at once.
+        # loop, so leaving the loop drops it and asyncio closes it (and the response) on the
+        # loop's next turns.
         self._gen: AsyncIterator[StreamChunk] | None = None
         self._loop_gen: weakref.ref[Any] | None = None
+        self._reading = False  # a generator has started reading the body (only one ever may)
         self._parts: list[str] = []
         self._thinking_parts: list[str] = []
         self.chunks = 0
@@ -131,13 +134,14 @@ class ChatStream:
     async def _chunks(self) -> AsyncIterator[StreamChunk]:
         response = (await self.start())._response
         assert response is not None
-        if response.is_closed:  # iterated again after the end, or after aclose()
+        if self._reading or response.is_closed:  # again after the end, a break, or aclose()
             if self.done:
                 return
             raise StreamError(
                 f"The stream of this reply from '{self.model}' was closed after {self.chunks} "
                 "chunks; the text so far is in .text. Send the request again for a new stream.",
                 partial=self.text, partial_thinking=self.thinking, url=self._transport.base_url)
+        self._reading = True
         parts, thinking_parts = self._parts, self._thinking_parts
         raw_decode = _DECODER.raw_decode  # json.loads minus its wrapper: ~0.5 µs a line less
         # Decode each read once (json.loads on bytes re-detects the encoding per line); the
