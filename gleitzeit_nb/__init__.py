@@ -16,9 +16,12 @@ from ._lazy import lazy_getattr
 
 __version__ = "0.1.0"
 
-# Where the process started (a notebook kernel: the notebook's folder), before any %cd: the
-# default replay store lives there.
-START_DIR = os.getcwd()
+# Where the process was when gleitzeit_nb was first imported (in a kernel: the notebook's
+# folder, unless a %cd came first): the default replay store lives there.
+try:
+    START_DIR = os.getcwd()
+except OSError:  # the directory was removed under the process
+    START_DIR = os.path.expanduser("~")
 
 # A library logs; the application decides what is shown (retries are WARNINGs in this tree).
 logging.getLogger("gleitzeit_nb").addHandler(logging.NullHandler())

@@ -25,7 +25,6 @@ def run_notebook(path: Path, out_dir: Path, *, mode: str, save: bool = False,
     """
     import nbformat
     from nbclient import NotebookClient
-    from nbconvert import HTMLExporter
 
     nb = nbformat.read(path, as_version=4)
     os.environ["GLEITZEIT_REPLAY"] = mode

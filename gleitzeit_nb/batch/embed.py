@@ -53,9 +53,12 @@ class _Embedding:
 
         async def job(k: int) -> TaskResult:
             texts = self.chunks[k][1]
+            keys: list[str] = []
             if replayer.active:
+                keys = [replayer.key(**_request(self.model, t)) for t in texts]
                 try:
-                    recorded = [replayer.lookup(**_request(self.model, t)) for t in texts]
+                    recorded = [replayer.lookup(**_request(self.model, t), key=key)
+                                for t, key in zip(texts, keys)]
                 except ReplayMissError as exc:  # replay mode: this chunk's error
                     return TaskResult(task_id=f"embed-{k}", status=TaskStatus.FAILED, error=exc)
                 if all(r is not None for r in recorded):
@@ -64,11 +67,10 @@ class _Embedding:
                                           "embeddings": [json.loads(r.text) for r in recorded]})
             params = {"model": self.model, "input": texts}
             res = await engine.execute_task(Task(id=f"embed-{k}", method="embed", params=params))
-            if replayer.active and res.ok and len(res.result["embeddings"]) == len(texts):
-                for text, vector in zip(texts, res.result["embeddings"]):
-                    request = _request(self.model, text)
-                    replayer.save(replayer.key(**request), text=json.dumps(vector),
-                                  status="done", model=self.model)
+            if keys and res.ok and len(res.result["embeddings"]) == len(texts):
+                vectors = [json.dumps(v) for v in res.result["embeddings"]]
+                # one transaction a chunk, off the loop: other chunks keep streaming meanwhile
+                await asyncio.to_thread(replayer.save_many, zip(keys, vectors), model=self.model)
             return res
 
         replayer = replay.current()

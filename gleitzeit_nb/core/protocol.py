@@ -111,7 +111,7 @@ def validate_params(spec: dict[str, Any], method: str, params: dict[str, Any]) -
             param=unknown[0],
         )
     missing = [p for p, d in declared.items()
-               if d.get("required") and _absent_value(params.get(p))]
+               if d.get("required") and _absent(params.get(p), empty_list=False)]  # (its own check)
     if missing:
         raise InvalidParamsError(
             f"Missing required parameter {missing[0]!r} for {spec['id']} {name} "
@@ -131,14 +131,10 @@ def validate_params(spec: dict[str, Any], method: str, params: dict[str, Any]) -
     return name
 
 
-def _absent_value(value: Any) -> bool:
-    """None or an empty string (an empty list is left to the parameter's own check)."""
-    return value is None or (isinstance(value, str) and not value)
-
-
-def _absent(value: Any) -> bool:
-    """None, or an empty string or list: as good as not given."""
-    return value is None or (isinstance(value, (str, list, tuple)) and len(value) == 0)
+def _absent(value: Any, *, empty_list: bool = True) -> bool:
+    """None, an empty string, or (with ``empty_list``) an empty list: as good as not given."""
+    kinds = (str, list, tuple) if empty_list else (str,)
+    return value is None or (isinstance(value, kinds) and len(value) == 0)
 
 
 def _check_value(method: str, pname: str, value: Any, decl: dict[str, Any]) -> None:

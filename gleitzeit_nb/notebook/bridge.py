@@ -54,11 +54,12 @@ def _interrupt_raises() -> Iterator[None]:
     task, which cannot happen while this synchronous call drives the loop: the request would
     run to its end and the cell would never finish.
     """
-    if (threading.current_thread() is not threading.main_thread()
-            or signal.getsignal(signal.SIGINT) is signal.default_int_handler):
+    previous = (signal.getsignal(signal.SIGINT)
+                if threading.current_thread() is threading.main_thread() else None)
+    if previous is None or previous is signal.default_int_handler:  # (None: set outside Python)
         yield
         return
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         yield
     finally:

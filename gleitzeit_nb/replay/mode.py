@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -174,6 +174,16 @@ class Replayer:
         self.store.put(key, rec, status=status, request=request if request is not None else pending)
         self.used.add(key)
         return True
+
+    def save_many(self, items: Iterable[tuple[str, str]], *, model: str = "") -> int:
+        """Record several finished ``(key, text)`` replies in one transaction ("record"/"auto")."""
+        if self.mode not in ("record", "auto"):
+            return 0
+        entries = [(key, Recording(text=text, model=model), "done", self._forget(key))
+                   for key, text in items if text.strip()]
+        count = self.store.put_many(entries)
+        self.used.update(key for key, *_ in entries)
+        return count
 
     def _forget(self, key: str) -> dict[str, Any] | None:
         with self._pending_lock:

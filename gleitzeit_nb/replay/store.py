@@ -85,6 +85,7 @@ class ReplayStore:
         self._conn: sqlite3.Connection | None = None
         self._pid = 0
         self._finalizer: weakref.finalize | None = None
+        self._read_only = False  # opened through the read-only fallback
 
     # -- reading -----------------------------------------------------------------------------
     def get(self, key: str) -> Recording | None:
@@ -202,6 +203,7 @@ class ReplayStore:
                 if self._finalizer is not None:
                     self._finalizer()  # closes the connection, once
             self._conn = self._finalizer = None
+            self._read_only = False
 
     def __enter__(self) -> ReplayStore:
         return self
@@ -271,6 +273,13 @@ class ReplayStore:
         return conn
 
     def _open_read_only(self) -> sqlite3.Connection:
+        wal = self.path.with_name(self.path.name + "-wal")
+        if wal.exists() and wal.stat().st_size:  # an immutable read would not see those
+            raise ReplayStoreError(
+                f"The replay store {self.path} cannot be opened in a folder it cannot write "
+                f"while {wal.name} holds recordings not yet merged into it; open it once where "
+                "it is writable (any read merges them), then commit the .sqlite file.",
+                path=self.path)
         uri = f"{self.path.resolve().as_uri()}?mode=ro&immutable=1"
         try:
             conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
@@ -279,6 +288,7 @@ class ReplayStore:
             raise ReplayStoreError(f"The replay store {self.path} cannot be read: {exc}.",
                                    path=self.path) from None
         logger.info("replay store %s opened read-only", self.path)
+        self._read_only = True
         return conn
 
     def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
@@ -306,6 +316,11 @@ class ReplayStore:
         with self._lock:
             conn = self._connection(create=True)
             assert conn is not None
+            if self._read_only:
+                raise ReplayStoreError(
+                    f"The replay store {self.path} is read-only here (its folder cannot be "
+                    "written); to record, point GLEITZEIT_STORE at a writable file.",
+                    path=self.path)
             return self._retry(attempt)
 
     def _checkpoint(self, mode: str) -> None:

@@ -10,7 +10,6 @@ from typing import Any
 
 import ipywidgets as w
 
-from ..notebook import bridge
 from ..notebook.connection import CONNECTIONS
 from ..notebook.replies import Reply
 from .stream import WidgetStream
@@ -18,11 +17,11 @@ from .stream import WidgetStream
 AUTO = "(auto)"
 
 
-def schedule(coro: Awaitable[Any], *, quiet: bool = False) -> asyncio.Task[Any]:
+def schedule(coro: Awaitable[Any], *, quiet: bool = False) -> asyncio.Task[Any] | None:
     """A task on the running loop (the kernel's, in a cell or widget callback); never blocks.
 
     A panel needs a running loop: a notebook kernel has one, a script gets one from
-    ``asyncio.run``. Without one, ``quiet`` work (loading the model list) is skipped as done,
+    ``asyncio.run``. Without one, ``quiet`` work (loading the model list) is skipped (None),
     and a request is an error that says so, rather than a task that would never run.
     """
     try:
@@ -31,9 +30,7 @@ def schedule(coro: Awaitable[Any], *, quiet: bool = False) -> asyncio.Task[Any]:
         if hasattr(coro, "close"):
             coro.close()  # type: ignore[union-attr]
         if quiet:
-            future: asyncio.Future[Any] = bridge.current_loop().create_future()
-            future.set_result(None)
-            return future  # type: ignore[return-value]
+            return None
         raise RuntimeError("Panels run their requests on a running event loop: use them in a "
                            "notebook, or in a script inside asyncio.run() and await the task; "
                            "for plain scripts use gleitzeit_nb.chat().") from None
@@ -102,7 +99,8 @@ class PanelBase(w.VBox):
         self.error = None
         self._stream = stream
         self._task = schedule(self._guard(work, stream, self._generation))
-        if not self._models_loaded and self._models_task.done():  # the server was down before
+        # the model list failed before (server down): try again now
+        if not self._models_loaded and (self._models_task is None or self._models_task.done()):
             self._models_task = schedule(self._load_models(), quiet=True)
         return self._task
 

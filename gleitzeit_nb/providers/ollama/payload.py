@@ -77,7 +77,7 @@ def read_text_file(path: str | os.PathLike[str]) -> str:
     try:
         info = p.stat()
         size = info.st_size
-        if p.is_dir():
+        if stat.S_ISDIR(info.st_mode):
             raise InvalidParamsError(f"file_path '{path}' is a directory, not a text file.",
                                      param="file_path")
         if not stat.S_ISREG(info.st_mode):  # a FIFO or device would block or never end
