@@ -278,3 +278,46 @@ def test_closed_matplotlib_figure():
     out = decoded(p)
     assert p.format == "PNG" and p.size == (200, 150) and p.original_bytes == 0
     assert out.mode == "RGB" and out.getpixel((1, 1)) == WHITE
+
+
+def test_parallel_preparation_leaves_the_warning_filters_alone():
+    import asyncio
+
+    jpeg = encode(Image.effect_noise((2000, 1500), 50).convert("RGB"), "JPEG")
+    before = list(warnings.filters)
+
+    async def many():
+        await asyncio.gather(*[asyncio.to_thread(prepare_image, jpeg) for _ in range(8)])
+
+    asyncio.run(many())
+    assert warnings.filters == before
+
+
+@pytest.mark.parametrize("damage", ["crc", "no_end"])
+def test_png_sent_as_is_is_checked_whole(damage):
+    data = bytearray(encode(Image.new("RGB", (30, 30), "teal")))
+    if damage == "crc":
+        idat = data.index(b"IDAT")
+        length = struct.unpack(">I", data[idat - 4:idat])[0]
+        data[idat + 4 + length] ^= 0xFF  # first byte of the IDAT CRC
+    else:
+        data = data[:-12]  # no IEND chunk
+    with pytest.raises(ImageError, match="damaged or truncated"):
+        prepare_image(bytes(data))
+
+
+def test_very_wide_images_are_png_when_jpeg_cannot_hold_them():
+    img = Image.merge("RGB", [Image.effect_noise((70_000, 2), 60) for _ in range(3)])  # photo-like
+    p = prepare_image(img, max_edge=None)
+    assert p.format == "PNG" and p.size == (70_000, 2)
+
+
+def test_pil_images_of_any_mode_encode_for_the_provider():
+    from gleitzeit_nb.core.images import encode_image
+
+    for img in (Image.new("CMYK", (8, 8), (0, 255, 255, 0)), Image.new("F", (8, 8), 0.5)):
+        assert base64.b64decode(encode_image(img))[:8] == b"\x89PNG\r\n\x1a\n"
+    closed = Image.new("RGB", (8, 8))
+    closed.close()
+    with pytest.raises(ImageError, match="cannot be encoded"):
+        encode_image(closed)

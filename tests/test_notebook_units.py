@@ -93,3 +93,15 @@ def test_magics_in_terminal_ipython(sim, tmp_path):
     assert out.returncode == 0, out.stderr
     assert "x = 4" in out.stdout and "tokens" in out.stdout
     assert [r.body["messages"][0]["content"] for r in sim.requests if r.path == "/api/chat"][0] == "What is 2+2?"
+
+
+def test_unterminated_quotes_are_usage_errors():
+    from IPython.core.error import UsageError
+
+    from gleitzeit_nb.notebook.options import llm_parser, split_options
+    from gleitzeit_nb.notebook.vision import split_image
+
+    with pytest.raises(UsageError, match="no closing quote"):
+        split_image('"unterminated.png what is this')
+    with pytest.raises(UsageError, match="no closing quote"):
+        split_options('--system "be brief hello', llm_parser())

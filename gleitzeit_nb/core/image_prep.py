@@ -24,6 +24,7 @@ import hashlib
 import io
 import math
 import os
+import threading
 import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -115,7 +116,9 @@ def prepare_image(
             f"Unsupported image input {source}: give a file path, bytes, a base64 string, a data: "
             "URL, a PIL image, a NumPy array or a matplotlib figure.", source=source)
 
-    with warnings.catch_warnings():
+    # catch_warnings changes process-wide state: one image at a time here (batch prepares
+    # images in threads), or another thread's filters could be left behind for good.
+    with _WARNINGS_LOCK, warnings.catch_warnings():
         if data is not None:
             img, fmt, original_size, unchanged = _decode(data, source, max_edge, max_pixels,
                                                          may_pass=kind == "file")
@@ -145,6 +148,9 @@ def prepare_image(
     return PreparedImage(buf.getvalue(), out_format, img.size, original_size,
                          len(data) if data is not None and kind == "file" else 0,
                          source)
+
+
+_WARNINGS_LOCK = threading.Lock()
 
 
 def _decode(
@@ -188,6 +194,11 @@ def _decode(
         # decode only proves the file is complete, so 1/8 is enough.
         img.draft("RGB", (max(1, img.width // 8), max(1, img.height // 8)) if unchanged else target)
     _load(img, source)
+    if unchanged and fmt == "PNG":  # sent as is: load() checks neither CRCs nor the end chunk
+        try:
+            Image.open(io.BytesIO(data)).verify()
+        except Exception as exc:
+            raise _damaged(source, exc) from exc
     return img, fmt, size, unchanged
 
 
@@ -264,7 +275,7 @@ def _stretch_to_l(img: PILImage, source: str) -> PILImage:
 
 
 def _output_format(kind: str, fmt: str | None, img: PILImage) -> str:
-    if kind == "figure":
+    if kind == "figure" or max(img.size) > 65_500:  # (JPEG cannot hold more per side)
         return "PNG"
     if fmt in _LOSSY_FORMATS:
         return "JPEG"

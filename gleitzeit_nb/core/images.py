@@ -49,7 +49,15 @@ def image_bytes(obj: Any) -> bytes:
         return _bytes_from_string(obj)
     if _is_pil_image(obj):
         buf = io.BytesIO()
-        obj.save(buf, format="PNG")
+        try:
+            try:
+                obj.save(buf, format="PNG")
+            except OSError:  # a mode PNG cannot hold (CMYK, F, YCbCr…): as RGB
+                buf = io.BytesIO()
+                obj.convert("RGB").save(buf, format="PNG")
+        except Exception as exc:  # e.g. a closed image
+            raise ImageError(f"Image {describe(obj)} cannot be encoded: {exc}.",
+                             source=describe(obj)) from exc
         return buf.getvalue()
     raise ImageError(
         f"Unsupported image input {describe(obj)}: give a file path, bytes, a base64 string, "

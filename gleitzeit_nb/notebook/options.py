@@ -122,7 +122,10 @@ def _take_value(text: str) -> tuple[str, str]:
     if text[:1] in ("'", '"'):
         lexer = shlex.shlex(text, posix=True)
         lexer.whitespace_split = True
-        value = next(iter(lexer), "")
+        try:
+            value = next(iter(lexer), "")
+        except ValueError:  # "No closing quotation"
+            raise UsageError(f"An option value has no closing quote: {text[:40]}") from None
         return value, lexer.instream.read().lstrip()
     value, _, rest = text.partition(" ")
     return value, rest.lstrip()

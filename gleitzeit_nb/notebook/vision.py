@@ -21,7 +21,10 @@ def split_image(text: str) -> tuple[str, str]:
     if text[0] in ("'", '"'):
         lexer = shlex.shlex(text, posix=True)
         lexer.whitespace_split = True
-        ref = next(iter(lexer))
+        try:
+            ref = next(iter(lexer))
+        except ValueError:  # "No closing quotation"
+            raise UsageError(f"The image name {text.split()[0]} has no closing quote.") from None
         return ref, lexer.instream.read().strip()
     ref, _, prompt = text.partition(" ")
     return ref, prompt.strip()
