@@ -9,9 +9,7 @@ from .._lazy import lazy_getattr
 
 _LAZY = {
     "ChatPanel": "gleitzeit_nb.widgets.chat_panel",
-    "show_chat": "gleitzeit_nb.widgets.chat_panel",
     "VisionPanel": "gleitzeit_nb.widgets.vision_panel",
-    "show_vision": "gleitzeit_nb.widgets.vision_panel",
 }
 
 __all__ = list(_LAZY)

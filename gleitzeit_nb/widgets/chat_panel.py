@@ -157,12 +157,3 @@ class ChatPanel(PanelBase):
 
 #: Sessions a panel is answering in now: one request at a time per conversation.
 _ANSWERING: set[str] = set()
-
-
-def show_chat(**kw: Any) -> ChatPanel:
-    """Create a :class:`ChatPanel` (same keywords), display it and return it."""
-    from IPython.display import display
-
-    panel = ChatPanel(**kw)
-    display(panel)
-    return panel

@@ -114,12 +114,3 @@ class VisionPanel(PanelBase):
         if change["new"].strip():
             self._load_from_ui(change["new"].strip())
             self.path.value = ""  # likewise for the same path
-
-
-def show_vision(**kw: Any) -> VisionPanel:
-    """Create a :class:`VisionPanel` (same keywords), display it and return it."""
-    from IPython.display import display
-
-    panel = VisionPanel(**kw)
-    display(panel)
-    return panel
