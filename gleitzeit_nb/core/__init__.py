@@ -3,6 +3,8 @@
 Plain asyncio; no IPython or notebook imports here.
 """
 
+from .backend import (CAPABILITIES, SAMPLING, ChatBackend, ChatRequest, EmbedRequest,
+                      EmbedResult, ModelInfo, ReplyStream, StreamChunk, ToolCall, Usage)
 from .engine import ExecutionEngine, Task, TaskResult, TaskStatus
 from .errors import (
     ImageError,
@@ -15,10 +17,12 @@ from .errors import (
     StreamError,
 )
 from .protocol import LLM_PROTOCOL_V1, validate_params
-from .provider import ProtocolProvider
+from .provider import BackendProvider, ProtocolProvider
 from .registry import ProtocolProviderRegistry, RegistryError
 
 __all__ = [
+    "ChatBackend", "ChatRequest", "EmbedRequest", "EmbedResult", "ModelInfo", "ReplyStream",
+    "StreamChunk", "ToolCall", "Usage", "SAMPLING", "CAPABILITIES", "BackendProvider",
     "LLM_PROTOCOL_V1", "validate_params", "ProtocolProvider", "ProtocolProviderRegistry",
     "RegistryError", "Task", "TaskStatus", "TaskResult", "ExecutionEngine", "LLMError",
     "InvalidParamsError", "ImageError", "ProviderUnavailableError", "ModelNotFoundError",

@@ -52,19 +52,23 @@ class ProviderUnavailableError(LLMError):
 
 
 class ModelNotFoundError(LLMError):
-    """The server answered that the model is not installed."""
+    """The server answered that it has no such model; ``installed`` lists what it has."""
 
     def __init__(
-        self, model: str, *, url: str | None = None, installed: Sequence[str] = ()
+        self, model: str, *, url: str | None = None, installed: Sequence[str] = (),
+        install_hint: str = "",
     ) -> None:
         self.model = model
         self.installed = closest_first(model, installed)
-        hint = f"Install it with `ollama pull {model}`"
-        if self.installed:
-            shown = ", ".join(self.installed[:8]) + (" …" if len(self.installed) > 8 else "")
-            hint += f", or pick an installed model: {shown}"
+        shown = ", ".join(self.installed[:8]) + (" …" if len(self.installed) > 8 else "")
+        if install_hint and shown:
+            hint = f"{install_hint}, or pick an installed model: {shown}"
+        elif install_hint:
+            hint = f"{install_hint} (no models are installed on this server yet)"
+        elif shown:
+            hint = f"Use a model this server has: {shown}"
         else:
-            hint += " (no models are installed on this server yet)"
+            hint = "This server lists no models"
         where = f" on {url}" if url else ""
         super().__init__(f"Model '{model}' is not available{where}. {hint}.", url=url)
 

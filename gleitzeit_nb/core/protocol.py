@@ -12,7 +12,7 @@ _GENERATION_PARAMS: dict[str, dict[str, Any]] = {
     "model": {"type": "string", "required": True, "description": "Model name, e.g. llama3.2:latest"},
     "messages": {"type": "array", "required": True, "description": "[{role, content}, …]"},
     "temperature": {"type": "number", "min": 0, "max": 2},
-    "max_tokens": {"type": "integer", "min": 1, "description": "Sent as options.num_predict"},
+    "max_tokens": {"type": "integer", "min": 1, "description": "Longest reply, in tokens"},
     "stream": {"type": "boolean"},
     "top_k": {"type": "integer", "min": 1},
     "top_p": {"type": "number", "min": 0, "max": 1},
@@ -23,9 +23,9 @@ _GENERATION_PARAMS: dict[str, dict[str, Any]] = {
     "format": {"type": ["string", "object"], "enum_if_string": ["json"],
                "description": '"json" or a JSON-schema dict'},
     "think": {"type": ["boolean", "string"], "enum_if_string": ["low", "medium", "high"]},
-    "keep_alive": {"type": ["string", "number"]},
+    "keep_alive": {"type": ["string", "number"], "description": "How long the server keeps the model loaded"},
     "system": {"type": "string", "description": "Prepended as a system message"},
-    "options": {"type": "object", "description": "Raw Ollama options, merged under the named ones"},
+    "options": {"type": "object", "description": "Raw server options, merged under the named ones"},
     "file_path": {"type": "path", "description": "Text file injected into the last user message"},
 }
 

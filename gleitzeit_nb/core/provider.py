@@ -1,4 +1,9 @@
-"""``ProtocolProvider``: the base every provider builds on (identity, lifecycle, validation)."""
+"""``ProtocolProvider``: the base every provider builds on (identity, lifecycle, validation).
+
+``BackendProvider`` is a ``ProtocolProvider`` whose ``llm/v1`` methods run on the backend seam
+(:mod:`.backend`): a server API implements ``stream_chat``, ``embed``, ``list_models``,
+``capacity_hint`` and ``aclose``, and gets ``handle_request`` / ``stream_request`` for free.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,11 @@ from collections.abc import Iterator
 from typing import Any
 
 from . import protocol as _protocol
+from .backend import ChatRequest, EmbedRequest, EmbedResult, ModelInfo
+from .errors import InvalidParamsError
 from .protocol import LLM_PROTOCOL_V1
+from .reply_stream import ReplyStream
+from .requests import chat_request, chat_result, embed_request, embed_result
 
 KNOWN_PROTOCOLS: dict[str, dict[str, Any]] = {LLM_PROTOCOL_V1["id"]: LLM_PROTOCOL_V1}
 
@@ -53,9 +62,6 @@ class ProtocolProvider(abc.ABC):
     async def __aexit__(self, *exc: object) -> None:
         await self.shutdown()
 
-    def get_supported_methods(self) -> list[str]:
-        return list(self.protocol_spec["methods"]) if self.protocol_spec else []
-
     def get_required_params(self, method: str) -> list[str]:
         if not self.protocol_spec:
             return []
@@ -78,3 +84,61 @@ class ProtocolProvider(abc.ABC):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.provider_id!r} protocol={self.protocol_id!r}>"
+
+
+class BackendProvider(ProtocolProvider):
+    """An ``llm/v1`` provider on one server API (see the module docstring)."""
+
+    #: The API this provider speaks ("ollama", "openai"); replay keys name it.
+    kind: str = ""
+    base_url: str = ""
+
+    def __init__(self, provider_id: str, name: str, description: str = "") -> None:
+        super().__init__(provider_id=provider_id, protocol_id=LLM_PROTOCOL_V1["id"], name=name,
+                         description=description)
+
+    # -- the seam ------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def stream_chat(self, request: ChatRequest) -> ReplyStream:
+        """A streamed reply; ``await`` it to connect before iterating."""
+
+    @abc.abstractmethod
+    async def embed(self, request: EmbedRequest) -> EmbedResult:
+        """One vector per input text."""
+
+    @abc.abstractmethod
+    async def list_models(self) -> list[ModelInfo]:
+        """The models the server offers, with capabilities when it publishes them."""
+
+    async def capacity_hint(self) -> int | None:
+        """Requests the server runs at once, when it says; None: unknown."""
+        return None
+
+    async def aclose(self) -> None:
+        """Close connections (the seam's name for ``shutdown``)."""
+        await self.shutdown()
+
+    # -- the llm/v1 façade ---------------------------------------------------------------------
+    async def handle_request(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        """Run ``chat``, ``vision`` or ``embed`` (``llm/`` prefix optional) to completion.
+
+        Chat replies are always read as a stream, whatever ``stream`` says, so the per-chunk
+        timeout applies and a broken stream keeps its partial text on the error.
+        """
+        name = self.validate_params(method, params)
+        if name == "embed":
+            return embed_result(await self.embed(embed_request(params)))
+        stream = self.stream_chat(chat_request(name, params))
+        await stream.collect()
+        return chat_result(name, params, stream)
+
+    def stream_request(self, method: str, params: dict[str, Any]) -> ReplyStream:
+        """A streamed ``chat`` / ``vision`` reply; ``await`` it to connect before iterating.
+
+        Parameter and image errors raise here, before any request.
+        """
+        name = self.validate_params(method, params)
+        if name == "embed":
+            raise InvalidParamsError("embed does not stream; use handle_request('embed', …).",
+                                     param="method")
+        return self.stream_chat(chat_request(name, params))

@@ -1,5 +1,6 @@
-"""Providers: implementations of the core protocols on real servers."""
+"""Providers: implementations of the backend seam (``gleitzeit_nb.core.backend``) on real
+server APIs, one package per API."""
 
-from .ollama import ChatStream, ModelInfo, OllamaProvider, StreamChunk
+from .ollama import ChatStream, OllamaProvider
 
-__all__ = ["OllamaProvider", "ChatStream", "StreamChunk", "ModelInfo"]
+__all__ = ["OllamaProvider", "ChatStream"]

@@ -1,9 +1,9 @@
 """Ollama's native HTTP API as an ``llm/v1`` provider."""
 
 from .host import DEFAULT_PORT, host_from_env, parse_host
-from .provider import ModelInfo, OllamaProvider
-from .stream import ChatStream, StreamChunk
+from .provider import OllamaProvider
+from .stream import ChatStream
 from .transport import RetryPolicy, Timeouts
 
-__all__ = ["OllamaProvider", "ModelInfo", "ChatStream", "StreamChunk", "Timeouts", "RetryPolicy",
-           "parse_host", "host_from_env", "DEFAULT_PORT"]
+__all__ = ["OllamaProvider", "ChatStream", "Timeouts", "RetryPolicy", "parse_host",
+           "host_from_env", "DEFAULT_PORT"]

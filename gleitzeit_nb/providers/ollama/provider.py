@@ -4,35 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, field
+import os
 from typing import Any
 
-from ...core.errors import InvalidParamsError, LLMError
-from ...core.provider import ProtocolProvider
-from .host import host_from_env, parse_host
-from .payload import build_chat_body, build_embed_body, build_options
+from ...core.backend import ChatRequest, EmbedRequest, EmbedResult, ModelInfo
+from ...core.errors import LLMError
+from ...core.provider import BackendProvider
+from .host import host_from_env, is_loopback, parse_host
+from .payload import build_chat_body, build_embed_body
 from .stream import ChatStream
 from .transport import OllamaTransport, RetryPolicy, Timeouts
 
 logger = logging.getLogger("gleitzeit_nb.providers.ollama")
 
 
-@dataclass
-class ModelInfo:
-    """An installed model with what it can do and whether it is loaded."""
+class OllamaProvider(BackendProvider):
+    kind = "ollama"
 
-    name: str
-    size: int = 0
-    family: str = ""
-    parameter_size: str = ""
-    quantization: str = ""
-    capabilities: list[str] = field(default_factory=list)
-    loaded: bool = False
-    context_length: int | None = None
-    digest: str = ""
-
-
-class OllamaProvider(ProtocolProvider):
     """Provider for an Ollama server: chat, vision and embed, streamed or not.
 
     ``base_url=None`` reads ``OLLAMA_HOST`` like Ollama's own tools. ``timeout`` is the time
@@ -46,12 +34,8 @@ class OllamaProvider(ProtocolProvider):
                  timeout: float = 120, *, connect_timeout: float = 5.0,
                  chunk_timeout: float = 60.0, max_retries: int = 2, retry_backoff: float = 0.25,
                  headers: dict[str, str] | None = None, **client_kwargs: Any) -> None:
-        super().__init__(
-            provider_id=provider_id,
-            protocol_id="llm/v1",
-            name="Ollama LLM Provider",
-            description="LLM provider using Ollama backend",
-        )
+        super().__init__(provider_id=provider_id, name="Ollama LLM Provider",
+                         description="LLM provider using Ollama backend")
         self.base_url = parse_host(base_url) if base_url else host_from_env()
         self.timeout = timeout
         # Sending (a large image over a slow link) may take as long as a reply may take to start.
@@ -82,73 +66,31 @@ class OllamaProvider(ProtocolProvider):
             return {"healthy": False, "url": self.base_url, "error": str(exc)}
         return {"healthy": True, "url": self.base_url, "version": data.get("version")}
 
-    # -- protocol methods ----------------------------------------------------------------------
-    async def handle_request(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
-        """Run ``chat``, ``vision`` or ``embed`` (``llm/`` prefix optional) to completion.
+    # -- the seam ------------------------------------------------------------------------------
+    def stream_chat(self, request: ChatRequest) -> ChatStream:
+        logger.debug("chat request to %s with model %s", self.base_url, request.model)
+        return ChatStream(self._transport, build_chat_body(request), model=request.model)
 
-        Chat replies are always read as a stream, whatever ``stream`` says, so the per-chunk
-        timeout applies and a broken stream keeps its partial text on the error.
-        """
-        name = self.validate_params(method, params)
-        if name == "embed":
-            return await self._embed(params)
-        stream = self._open_stream(name, params)
-        await stream.collect()
-        return self._result(name, params, stream)
+    async def embed(self, request: EmbedRequest) -> EmbedResult:
+        logger.debug("embed request to %s with model %s", self.base_url, request.model)
+        data = await self._transport.request_json("POST", "/api/embed",
+                                                  build_embed_body(request), model=request.model)
+        return EmbedResult(vectors=data.get("embeddings", []),
+                           model=data.get("model", request.model),
+                           input_tokens=data.get("prompt_eval_count"))
 
-    def stream_request(self, method: str, params: dict[str, Any]) -> ChatStream:
-        """A streamed ``chat`` / ``vision`` reply; ``await`` it to connect before iterating.
-
-        Parameter and image errors raise here, before any request.
-        """
-        name = self.validate_params(method, params)
-        if name == "embed":
-            raise InvalidParamsError("embed does not stream; use handle_request('embed', …).",
-                                     param="method")
-        return self._open_stream(name, params)
-
-    def _open_stream(self, name: str, params: dict[str, Any]) -> ChatStream:
-        body = build_chat_body(name, params, stream=True)
-        logger.debug("%s request to %s with model %s", name, self.base_url, params["model"])
-        return ChatStream(self._transport, body, model=params["model"])
-
-    async def _embed(self, params: dict[str, Any]) -> dict[str, Any]:
-        logger.debug("embed request to %s with model %s", self.base_url, params["model"])
-        data = await self._transport.request_json("POST", "/api/embed", build_embed_body(params),
-                                                  model=params["model"])
-        return {
-            "embeddings": data.get("embeddings", []),
-            "model": data.get("model", params["model"]),
-            "total_duration": data.get("total_duration"),
-            "prompt_eval_count": data.get("prompt_eval_count"),
-        }
-
-    @staticmethod
-    def _result(name: str, params: dict[str, Any], stream: ChatStream) -> dict[str, Any]:
-        stats = stream.stats
-        result = {
-            "response": stream.text,
-            "model": stats.get("model", params["model"]),
-            "total_duration": stats.get("total_duration"),
-            "tokens_used": stats.get("eval_count") or 0,
-            "done_reason": stats.get("done_reason"),
-            "prompt_eval_count": stats.get("prompt_eval_count"),
-            "eval_count": stats.get("eval_count"),
-            "eval_duration": stats.get("eval_duration"),
-            "load_duration": stats.get("load_duration"),
-        }
-        if params.get("think"):
-            result["thinking"] = stream.thinking
-        if name == "vision" and params.get("image_path") is not None:
-            result["image_analyzed"] = params["image_path"]
-        return result
+    async def capacity_hint(self) -> int | None:
+        """``OLLAMA_NUM_PARALLEL`` from this environment, for a loopback server (a local
+        server started from the same environment reads the same variable); else unknown."""
+        value = os.environ.get("OLLAMA_NUM_PARALLEL", "").strip()
+        if not (value and is_loopback(self.base_url)):
+            return None
+        try:
+            return int(value) if int(value) > 0 else None
+        except ValueError:
+            return None
 
     # -- models --------------------------------------------------------------------------------
-    async def list_models(self) -> list[str]:
-        """Names of the installed models."""
-        data = await self._transport.request_json("GET", "/api/tags")
-        return [m["name"] for m in data.get("models", [])]
-
     async def show_model(self, name: str) -> dict[str, Any]:
         """``/api/show`` for one model: details, model_info, capabilities…"""
         return await self._transport.request_json("POST", "/api/show", {"model": name}, model=name)
@@ -158,7 +100,7 @@ class OllamaProvider(ProtocolProvider):
         data = await self._transport.request_json("GET", "/api/ps")
         return list(data.get("models", []))
 
-    async def models_info(self) -> list[ModelInfo]:
+    async def list_models(self) -> list[ModelInfo]:
         """Every installed model with capabilities, size, family and loaded state."""
         tags, running = await asyncio.gather(
             self._transport.request_json("GET", "/api/tags"), self.running_models())
@@ -179,24 +121,3 @@ class OllamaProvider(ProtocolProvider):
                 capabilities=list(show.get("capabilities") or []),
                 loaded=m["name"] in loaded, context_length=ctx, digest=m.get("digest", "")))
         return infos
-
-    # -- the design guide's helpers ------------------------------------------------------------
-    def _build_options(self, params: dict[str, Any]) -> dict[str, Any]:
-        """Ollama ``options`` from named parameters (temperature, top_k, … max_tokens)."""
-        return build_options(params)
-
-    async def _retry_request(self, method: str, params: dict[str, Any],
-                             max_retries: int = 3) -> dict[str, Any]:
-        """``handle_request`` with up to ``max_retries`` attempts for retryable errors only."""
-        attempts = max(1, max_retries)
-        for attempt in range(attempts):
-            try:
-                return await self.handle_request(method, params)
-            except LLMError as exc:
-                if not exc.retryable or attempt == attempts - 1:
-                    raise
-                delay = self.retry.delay(attempt)
-                logger.warning("%s failed (%s); attempt %d/%d, retrying in %.2fs", method,
-                               type(exc).__name__, attempt + 1, attempts, delay)
-                await asyncio.sleep(delay)
-        raise AssertionError("unreachable")

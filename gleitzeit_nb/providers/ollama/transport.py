@@ -107,7 +107,7 @@ class OllamaTransport:
         try:
             data = await response.aread()
         except httpx.TimeoutException as exc:
-            raise self._timeout_error("first_byte", path) from exc
+            raise self.timeout_error("first_byte", path) from exc
         except httpx.TransportError as exc:
             raise ProviderUnavailableError(
                 f"The connection to Ollama at {self.base_url} broke while reading {path}: {exc}. "
@@ -178,7 +178,7 @@ class OllamaTransport:
                 "many requests at once. Lower the concurrency.", phase="pool", url=self.base_url)
         if isinstance(exc, httpx.TimeoutException):
             phase = "write" if isinstance(exc, httpx.WriteTimeout) else "first_byte"
-            return self._timeout_error(phase, path)
+            return self.timeout_error(phase, path)
         reason = _reason(exc)
         return ProviderUnavailableError(
             f"Could not reach Ollama at {self.base_url} ({reason}). {self._reach_hint()}",
@@ -193,7 +193,7 @@ class OllamaTransport:
             hint += f" {proxy} is set: if the server is local, add {host} to NO_PROXY."
         return hint
 
-    def _timeout_error(self, phase: str, path: str, *, chunks: int = 0,
+    def timeout_error(self, phase: str, path: str, *, chunks: int = 0,
                        partial: str = "") -> ProviderTimeoutError:
         t = self.timeouts
         if phase == "first_byte":
@@ -221,7 +221,8 @@ class OllamaTransport:
         status = response.status_code
         if status == 404 and model and "not found" in server_error.lower():
             return ModelNotFoundError(model, url=self.base_url,
-                                      installed=await self._installed_models())
+                                      installed=await self._installed_models(),
+                                      install_hint=f"Install it with `ollama pull {model}`")
         hint = {
             400: "Check the request's parameters.",
             404: "This server does not know that endpoint: update Ollama (https://ollama.com/download).",

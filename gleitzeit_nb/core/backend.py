@@ -1,0 +1,155 @@
+"""The backend seam: what every server API implements, in backend-neutral types.
+
+Everything above ``providers/`` (sessions, magics, panels, batch, replay) talks to a server only
+through :class:`ChatBackend`::
+
+    kind                         "ollama" | "openai": the API (replay keys name it, never the host)
+    base_url                     where the server is
+    stream_chat(ChatRequest)  -> ReplyStream   (await it to connect; async-iterate StreamChunks)
+    await embed(EmbedRequest) -> EmbedResult
+    await list_models()       -> [ModelInfo]   (capabilities None when the server does not say)
+    await capacity_hint()     -> int | None    (parallel slots, when the server publishes them)
+    await aclose()
+
+Requests and usage name no server's option or stats keys: ``max_tokens``, ``input_tokens``,
+``output_tokens``, ``finish_reason`` and timings in seconds. Options only one API knows
+(Ollama's ``num_ctx``, ``keep_alive``, a raw ``options`` dict) travel in ``extra``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Protocol, runtime_checkable
+
+from .reply_stream import ReplyStream, StreamChunk
+
+__all__ = ["ChatBackend", "ChatRequest", "EmbedRequest", "EmbedResult", "ModelInfo",
+           "ReplyStream", "StreamChunk", "ToolCall", "Usage", "SAMPLING", "CAPABILITIES"]
+
+#: Sampling settings every API takes by these names (one table; replay keys use it too).
+SAMPLING = ("temperature", "max_tokens", "top_k", "top_p", "repeat_penalty", "seed", "stop")
+
+#: What a model can do, as ``ModelInfo.capabilities`` names it.
+CAPABILITIES = ("completion", "vision", "embedding", "thinking", "tools")
+
+
+@dataclass(slots=True)
+class ToolCall:
+    """A function call the model asked for (``arguments`` as decoded JSON when it parses)."""
+
+    name: str
+    arguments: Any = None
+    id: str | None = None
+
+
+@dataclass(slots=True)
+class Usage:
+    """Tokens, why generation ended, and timings (seconds) of one reply; None: not reported."""
+
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    finish_reason: str | None = None
+    load_seconds: float | None = None
+    prompt_seconds: float | None = None
+    generation_seconds: float | None = None
+    total_seconds: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The reported fields only (what recordings store)."""
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> "Usage":
+        """From :meth:`as_dict` output; unknown keys are ignored."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in (data or {}).items() if k in names})
+
+    @property
+    def tokens_per_second(self) -> float | None:
+        if self.output_tokens and self.generation_seconds:
+            return self.output_tokens / self.generation_seconds
+        return None
+
+
+@dataclass
+class ChatRequest:
+    """One chat turn to send: the whole conversation plus settings.
+
+    ``messages`` are dicts with ``role`` and ``content``; a message's ``images`` are base64
+    strings of encoded images (PNG or JPEG), attached to that message.
+    """
+
+    model: str
+    messages: list[dict[str, Any]]
+    temperature: float | None = None
+    max_tokens: int | None = None
+    top_k: int | None = None
+    top_p: float | None = None
+    repeat_penalty: float | None = None
+    seed: int | None = None
+    stop: list[str] | None = None
+    format: str | dict[str, Any] | None = None  # "json" or a JSON schema
+    think: bool | str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def sampling(self) -> dict[str, Any]:
+        """The sampling settings that are set, by their neutral names."""
+        values = {name: getattr(self, name) for name in SAMPLING}
+        return {k: v for k, v in values.items() if v is not None}
+
+
+@dataclass
+class EmbedRequest:
+    """Texts to embed with ``model``; ``extra`` holds options only one API knows."""
+
+    model: str
+    input: list[str]
+    truncate: bool | None = None
+    dimensions: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class EmbedResult:
+    """One vector per input text, in order."""
+
+    vectors: list[list[float]]
+    model: str
+    input_tokens: int | None = None
+
+
+@dataclass
+class ModelInfo:
+    """A model a server offers. ``capabilities`` is None when the server does not say."""
+
+    name: str
+    capabilities: list[str] | None = None
+    size: int = 0
+    family: str = ""
+    parameter_size: str = ""
+    quantization: str = ""
+    loaded: bool = False
+    context_length: int | None = None
+    digest: str = ""
+
+    def can(self, capability: str) -> bool | None:
+        """True or False when known, None when the server does not publish capabilities."""
+        return None if self.capabilities is None else capability in self.capabilities
+
+
+@runtime_checkable
+class ChatBackend(Protocol):
+    """The interface every provider implements (see the module docstring)."""
+
+    kind: str
+    base_url: str
+
+    def stream_chat(self, request: ChatRequest) -> ReplyStream: ...
+
+    async def embed(self, request: EmbedRequest) -> EmbedResult: ...
+
+    async def list_models(self) -> list[ModelInfo]: ...
+
+    async def capacity_hint(self) -> int | None: ...
+
+    async def aclose(self) -> None: ...
