@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 
-from gleitzeit_nb.notebook.markdown import escape_html
+from gleitzeit_nb.app.markdown import escape_html
 
 REPLY = ("Use `pip install x` then `f(a<b)`.\n\n1. First **bold** [link](http://x.y)\n2. Second\n\n"
          "```python\nfor i in range(3):\n    if i < 2 and x & 1:\n        print('<b>')\n```\n\n"

@@ -36,8 +36,10 @@ _LAZY = {
     "TaskStatus": "gleitzeit_nb.core",
     "LLMError": "gleitzeit_nb.errors",
     "OllamaProvider": "gleitzeit_nb.providers",
+    "OpenAICompatibleProvider": "gleitzeit_nb.providers",
+    "settings": "gleitzeit_nb.app.settings",
     "chat": "gleitzeit_nb.notebook.chat",
-    "Reply": "gleitzeit_nb.notebook.replies",
+    "Reply": "gleitzeit_nb.app.replies",
     "prepare_image": "gleitzeit_nb.core.image_prep",
     "batch": "gleitzeit_nb.batch",
     "replay_mode": "gleitzeit_nb.replay.active",
@@ -52,8 +54,12 @@ __all__ = [*_LAZY, "load_ipython_extension", "__version__"]
 __getattr__ = lazy_getattr("gleitzeit_nb", _LAZY, globals())
 
 
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
+
 def load_ipython_extension(ipython: Any) -> None:
     """``%load_ext gleitzeit_nb``: register the magics on this IPython shell."""
-    from .notebook.magics import register
+    from .magics.magics import register
 
     register(ipython)

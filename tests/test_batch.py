@@ -14,7 +14,7 @@ from pydantic import BaseModel
 
 import gleitzeit_nb.batch as batch
 from gleitzeit_nb.batch.limiter import AdaptiveLimit, choose_limit
-from gleitzeit_nb.batch.magic import parse_line
+from gleitzeit_nb.magics.batch_magic import parse_line
 from gleitzeit_nb.batch.progress import Progress
 from gleitzeit_nb.errors import InvalidParamsError, ProviderResponseError, StructuredOutputError
 from gleitzeit_nb.testing import OllamaSimulator

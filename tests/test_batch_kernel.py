@@ -15,7 +15,7 @@ SIM_OPTIONS = {"parallel": 4}
 @pytest.fixture(scope="module")
 def kernel(shared_sim):
     k = start_kernel(shared_sim.url, "import gleitzeit_nb.batch as B\n"
-                     "from gleitzeit_nb.batch.magic import llm_batch_magic\nimport pandas as pd",
+                     "from gleitzeit_nb.magics.batch_magic import llm_batch_magic\nimport pandas as pd",
                      GLEITZEIT_DISPLAY="live", OLLAMA_NUM_PARALLEL="")
     yield k
     k.shutdown()

@@ -8,7 +8,7 @@ import pytest
 from IPython.core.inputtransformer2 import TransformerManager
 
 from gleitzeit_nb.errors import InvalidParamsError
-from gleitzeit_nb.notebook.help_escape import HelpEscape, register, unregister
+from gleitzeit_nb.magics.help_escape import HelpEscape, register, unregister
 
 from .kernel import Kernel
 
@@ -174,7 +174,7 @@ def test_full_ipython_transform_pipeline():
 
 SETUP = '''
 from IPython.core.magic import register_line_magic
-from gleitzeit_nb.notebook.help_escape import register
+from gleitzeit_nb.magics.help_escape import register
 
 @register_line_magic
 def echo_q(line):
@@ -259,7 +259,7 @@ def test_kernel_cell_magic_body_untouched(kernel):
 
 
 def test_kernel_unregister_restores_ipython_behaviour(kernel):
-    kernel.run("from gleitzeit_nb.notebook.help_escape import unregister\nunregister(get_ipython())")
+    kernel.run("from gleitzeit_nb.magics.help_escape import unregister\nunregister(get_ipython())")
     try:
         ex = kernel.run("%echo_q What is in it?")
         assert ex.stdout == "Object `it` not found.\n"  # IPython's help on `it` took over

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 
 from gleitzeit_nb.errors import InvalidParamsError
-from gleitzeit_nb.notebook.interpolate import LONG_VALUE_CHARS, interpolate
+from gleitzeit_nb.app.interpolate import LONG_VALUE_CHARS, interpolate
 
 NS = {
     "name": "Ada",

@@ -205,7 +205,7 @@ def test_errors_are_readable(kernel, sim, dead_url):
 def test_out_var_keeps_the_text_of_a_stalled_stream(kernel, sim):
     sim.inject("stall_after", after=4, seconds=3)
     # a short gap allowed between chunks (there is no magic setting for it)
-    kernel.run("import dataclasses, gleitzeit_nb.notebook.connection as C\n"
+    kernel.run("import dataclasses, gleitzeit_nb.app.connections as C\n"
                "p = C.CONNECTIONS.provider(None, 120.0)\n"
                "p._transport.timeouts = dataclasses.replace(p._transport.timeouts, chunk=0.5)\n"
                "stalled = None")
@@ -252,7 +252,7 @@ def test_interrupt_closes_stream_keeps_partial(kernel, sim):
     kept = chats(sim)[-1]["messages"][1]
     assert kept["role"] == "assistant" and len(kept["content"].split()) >= 5
     assert kept["content"].split()[:5] == bundle["text/plain"].split()[:5]
-    turn = kernel.value("__import__('gleitzeit_nb.notebook.connection', fromlist=['x'])"
+    turn = kernel.value("__import__('gleitzeit_nb.app.connections', fromlist=['x'])"
                         ".CONNECTIONS.sessions.get().messages[1]")
     assert turn["interrupted"] is True and turn["content"] == kept["content"]
     assert kernel.value("part") == kept["content"]  # -o keeps what arrived

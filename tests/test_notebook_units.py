@@ -9,10 +9,10 @@ from pydantic import BaseModel
 
 from gleitzeit_nb.errors import StructuredOutputError
 from gleitzeit_nb.notebook.models_table import ModelTable
-from gleitzeit_nb.notebook.options import llm_parser, split_options, vision_parser
-from gleitzeit_nb.notebook.structured import format_for, parse_reply
+from gleitzeit_nb.magics.options import llm_parser, split_options, vision_parser
+from gleitzeit_nb.app.structured import format_for, parse_reply
 from gleitzeit_nb.notebook.vision import split_image
-from gleitzeit_nb.providers.ollama import ModelInfo
+from gleitzeit_nb.core.backend import ModelInfo
 
 
 @pytest.mark.parametrize("line, expect, rest", [
@@ -98,7 +98,7 @@ def test_magics_in_terminal_ipython(sim, tmp_path):
 def test_unterminated_quotes_are_usage_errors():
     from IPython.core.error import UsageError
 
-    from gleitzeit_nb.notebook.options import llm_parser, split_options
+    from gleitzeit_nb.magics.options import llm_parser, split_options
     from gleitzeit_nb.notebook.vision import split_image
 
     with pytest.raises(UsageError, match="no closing quote"):

@@ -50,7 +50,7 @@ def test_send_streams_and_fills_messages(kernel, sim):
                     {"role": "assistant",
                      "content": "The answer is 42, streamed word by word for the panel test."}]
     # the session is the one %%llm -s kt uses
-    assert kernel.value("len(__import__('gleitzeit_nb.notebook.connection', fromlist=['x'])"
+    assert kernel.value("len(__import__('gleitzeit_nb.app.connections', fromlist=['x'])"
                          ".CONNECTIONS.sessions.get('kt'))") == 2
     assert kernel.value("p.send_button.disabled") is False
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from gleitzeit_nb.notebook.markdown import _math_spans, escape_html
-from gleitzeit_nb.notebook.render import THINKING_TAIL, reply_bundle, stats_line, waiting_bundle
+from gleitzeit_nb.app.markdown import _math_spans, escape_html
+from gleitzeit_nb.app.render import THINKING_TAIL, reply_bundle, stats_line, waiting_bundle
 
 XSS = "<img src=x onerror=alert(1)>"
 

@@ -61,7 +61,7 @@ TRAPS = [  # model text that nbconvert's Markdown parser reads differently from 
 
 
 def test_report_html_never_makes_model_text_live():
-    from gleitzeit_nb.notebook.render import reply_bundle
+    from gleitzeit_nb.app.render import reply_bundle
     from gleitzeit_nb.report import export_html
 
     nb = nbformat.v4.new_notebook()

@@ -37,11 +37,9 @@ embed = embed_texts
 class _CallableModule(types.ModuleType):
     """Lets ``gleitzeit_nb.batch`` be both this package and the function it is named after."""
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return run_batch(*args, **kwargs)
+    # The function itself (not a wrapper), so `gleitzeit_nb.batch?` shows its real signature.
+    __call__ = staticmethod(run_batch)
 
-
-_CallableModule.__call__.__doc__ = run_batch.__doc__
 sys.modules[__name__].__class__ = _CallableModule
 
 #: This module (callable), so a lazy ``from gleitzeit_nb.batch import batch`` gets the same object.

@@ -1,4 +1,4 @@
-"""``embed_texts``: embeddings for many texts through ``/api/embed``, batched, at the server's capacity."""
+"""``embed_texts``: embeddings for many texts, batched, at the servers' capacity."""
 
 from __future__ import annotations
 
@@ -13,9 +13,12 @@ from .. import replay
 from ..core import Task, TaskResult, TaskStatus
 from ..core.errors import InvalidParamsError, LLMError
 from ..replay.errors import ReplayMissError
-from .limiter import choose_limit, dispatch
+from .limiter import dispatch
 from .progress import Progress, progress_mode
-from .runner import annotate, make_engine, provider_pool, remember
+from ..app.connections import CONNECTIONS
+from ..app.settings import SETTINGS
+from ..core.provider import BackendProvider
+from .runner import annotate, backend_pool, capacity, make_engine, remember
 
 logger = logging.getLogger(__name__)
 
@@ -23,7 +26,7 @@ logger = logging.getLogger(__name__)
 class _Embedding:
     def __init__(self, texts: list[str], model: str | None, batch_size: int,
                  host: str | None, hosts: Sequence[str] | None, concurrency: int | None,
-                 progress: bool | str | None, timeout: float) -> None:
+                 progress: bool | str | None, timeout: float | None) -> None:
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise InvalidParamsError(f"batch_size must be a whole number >= 1, not {batch_size!r}.",
                                      param="batch_size")
@@ -38,13 +41,11 @@ class _Embedding:
     async def run(self) -> Any:
         if not self.chunks:
             return self.array()
-        providers = provider_pool(self.host, self.hosts, self.timeout)
+        providers = backend_pool(self.host, self.hosts, self.timeout)
         engine = make_engine(providers)
-        limit = choose_limit(self.concurrency, [p.base_url for p in providers])
-        if self.model is None:
-            from ..notebook.connection import CONNECTIONS
-
-            self.model = await CONNECTIONS.pick_model(providers[0], "embedding")
+        limit = await capacity(providers, self.concurrency)
+        backend = providers[0]
+        self.model = backend.canonical_model(self.model or await _default_model(backend))
         logger.info("embedding %d texts in %d requests with %s: %s", len(self.texts),
                     len(self.chunks), self.model, limit.describe())
         self.progress = Progress(len(self.texts), progress_mode(self.progress_arg), unit="texts")
@@ -55,10 +56,10 @@ class _Embedding:
             texts = self.chunks[k][1]
             keys: list[str] = []
             if replayer.active:
-                keys = [replayer.key(**_request(self.model, t)) for t in texts]
+                canonical = [replay.embed_request_key(backend.kind, self.model, t) for t in texts]
+                keys = [replayer.key(c) for c in canonical]
                 try:
-                    recorded = [replayer.lookup(**_request(self.model, t), key=key)
-                                for t, key in zip(texts, keys)]
+                    recorded = [replayer.lookup(c, key) for c, key in zip(canonical, keys)]
                 except ReplayMissError as exc:  # replay mode: this chunk's error
                     return TaskResult(task_id=f"embed-{k}", status=TaskStatus.FAILED, error=exc)
                 if all(r is not None for r in recorded):
@@ -96,11 +97,11 @@ class _Embedding:
         if not res.ok:
             self.progress.add(len(chunk), errors=len(chunk))
             assert res.error is not None
-            raise annotate(res.error, label, "list")
+            raise annotate(res.error, label, "texts")
         vectors = res.result["embeddings"]
         if len(vectors) != len(chunk):
             raise annotate(LLMError(f"The server returned {len(vectors)} embeddings for "
-                                    f"{len(chunk)} texts."), label, "list")
+                                    f"{len(chunk)} texts."), label, "texts")
         self.vectors[k] = vectors
         self.progress.add(len(chunk))
 
@@ -117,10 +118,16 @@ class _Embedding:
         return out
 
 
-def _request(model: str, text: str) -> dict[str, Any]:
-    """One text's replay request: keyed per text, so any batch_size replays it."""
-    return {"provider": "ollama", "model": model, "messages": [{"role": "user", "content": text}],
-            "options": {"method": "embed"}}
+async def _default_model(backend: BackendProvider) -> str:
+    """``embed_model``; else the configured chat ``model`` unless the server says it cannot
+    embed (so replay works offline with only ``model`` set); else an embedding model."""
+    if SETTINGS.embed_model:
+        return SETTINGS.embed_model
+    if SETTINGS.model:
+        others = await CONNECTIONS.capable_models(backend, SETTINGS.model, "embedding")
+        if others is None:
+            return SETTINGS.model
+    return await CONNECTIONS.pick_model(backend, "embedding")
 
 
 def _texts(texts: Any) -> list[str]:
@@ -150,7 +157,7 @@ def _check_numpy() -> None:
 async def embed_texts_async(texts: Any, model: str | None = None, *, batch_size: int = 32,
                             host: str | None = None, hosts: Sequence[str] | None = None,
                             concurrency: int | None = None, progress: bool | str | None = "auto",
-                            timeout: float = 120) -> Any:
+                            timeout: float | None = None) -> Any:
     """``embed_texts`` for async code (same arguments and result)."""
     _check_numpy()
     job = _Embedding(_texts(texts), model, batch_size, host, hosts, concurrency, progress,
@@ -161,16 +168,17 @@ async def embed_texts_async(texts: Any, model: str | None = None, *, batch_size:
 def embed_texts(texts: Any, model: str | None = None, *, batch_size: int = 32,
                 host: str | None = None, hosts: Sequence[str] | None = None,
                 concurrency: int | None = None, progress: bool | str | None = "auto",
-                timeout: float = 120) -> Any:
+                timeout: float | None = None) -> Any:
     """Embed ``texts`` (a list of str or a Series): a float32 array, one row per text, in order.
 
-    Texts go to ``/api/embed`` ``batch_size`` at a time, with requests in flight chosen as in
-    ``gleitzeit_nb.batch``. ``model=None`` picks an installed model with the "embedding"
-    capability. A failed request raises its error (the rows in the message); on an interrupt
+    Texts go to the server ``batch_size`` at a time, with requests in flight chosen as in
+    ``gleitzeit_nb.batch``. ``model=None``: ``%config LLMMagics.embed_model``, else
+    ``LLMMagics.model`` unless the server says it cannot embed, else a model with the
+    "embedding" capability. ``host``, ``hosts`` and ``timeout`` default to the settings too. A failed request raises its error (the rows in the message); on an interrupt
     or error the vectors so far (unfinished rows NaN) are on the exception as ``.partial`` and
     in ``gleitzeit_nb.batch.last_result``.
     """
-    from ..notebook import bridge
+    from ..app import bridge
 
     _check_numpy()
     job = _Embedding(_texts(texts), model, batch_size, host, hosts, concurrency, progress,

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..core.errors import InvalidParamsError
-from ..notebook.interpolate import interpolate
+from ..app.interpolate import interpolate
 
 DEFAULT_IMAGE_PROMPT = "Describe this image."
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff")

@@ -1,11 +1,11 @@
 """How many requests a batch keeps in flight, and the dispatcher that honours that limit.
 
-The limit comes from, in order: an explicit ``concurrency=`` ("configured"); ``OLLAMA_NUM_PARALLEL``
-in this environment when every host is loopback, since a local server started from the same
-environment reads the same variable ("OLLAMA_NUM_PARALLEL"); otherwise it is learned
-("learned") by ``AdaptiveLimit``.
+The limit comes from, in order: an explicit ``concurrency=`` ("configured"); the servers' own
+capacity hints when every server gives one ("server slots": llama.cpp publishes its slots, a
+a local Ollama says it through its environment); otherwise it is learned ("learned") by
+``AdaptiveLimit``.
 
-Learning rests on how Ollama behaves: requests beyond its parallel slots wait in its queue, so
+Learning rests on how servers behave: requests beyond its parallel slots wait in its queue, so
 over-subscribing costs latency but no throughput, while under-subscribing leaves slots idle
 (and nothing is learned before the first replies come back). So the ramp starts at
 ``LEARN_START`` per host (the slot count Ollama picks by itself when memory allows; a server
@@ -27,13 +27,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import os
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from ..core.errors import InvalidParamsError
-from ..providers.ollama.host import is_loopback
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -46,7 +44,7 @@ QUEUE_FRACTION = 0.4
 
 
 class FixedLimit:
-    """A limit that does not change: configured, or read from ``OLLAMA_NUM_PARALLEL``."""
+    """A limit that does not change: configured, or the servers' own slots."""
 
     def __init__(self, limit: int, source: str) -> None:
         self.limit = limit
@@ -138,24 +136,18 @@ class AdaptiveLimit:
 Limit = FixedLimit | AdaptiveLimit
 
 
-def choose_limit(concurrency: int | None, urls: Sequence[str]) -> Limit:
-    """The limit for a batch on ``urls``: configured, from the environment, or learned."""
-    hosts = max(1, len(urls))
+def choose_limit(concurrency: int | None, hints: Sequence[int | None]) -> Limit:
+    """The limit for a batch over servers with capacity ``hints`` (one per server, None when
+    a server does not publish its slots): configured, the servers' slots, or learned."""
+    hosts = max(1, len(hints))
     if concurrency is not None:
         if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
             raise InvalidParamsError(
                 f"concurrency must be a whole number >= 1 (or None to use the server's "
                 f"capacity), not {concurrency!r}.", param="concurrency")
         return FixedLimit(concurrency, "configured")
-    env = os.environ.get("OLLAMA_NUM_PARALLEL", "").strip()
-    if env and all(is_loopback(u) for u in urls):
-        try:
-            per_host = int(env)
-        except ValueError:
-            per_host = 0
-        if per_host > 0:
-            return FixedLimit(per_host * hosts, "OLLAMA_NUM_PARALLEL")
-        logger.debug("ignoring OLLAMA_NUM_PARALLEL=%r (not a positive integer)", env)
+    if hints and all(h for h in hints):
+        return FixedLimit(sum(h for h in hints if h), "server slots")
     return AdaptiveLimit(LEARN_START * hosts, LEARN_CAP * hosts)
 
 

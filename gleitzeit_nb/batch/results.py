@@ -12,7 +12,7 @@ from ..core.errors import InvalidParamsError
 from .items import Rows
 
 NOT_RUN = "not run: the batch was interrupted"
-STAT_COLUMNS = ("error", "eval_count", "seconds")
+STAT_COLUMNS = ("error", "output_tokens", "seconds")
 
 
 @dataclass
@@ -21,12 +21,12 @@ class RowOutcome:
 
     value: Any = None
     error: BaseException | None = None
-    eval_count: int | None = None
+    output_tokens: int | None = None
     seconds: float | None = None
     host: str | None = None
 
     def stats(self) -> dict[str, Any]:
-        return {"eval_count": self.eval_count, "seconds": self.seconds, "host": self.host}
+        return {"output_tokens": self.output_tokens, "seconds": self.seconds, "host": self.host}
 
 
 class BatchResult(list):
@@ -34,9 +34,9 @@ class BatchResult(list):
 
     ``errors`` maps input positions to the exception of each failed row (with
     ``on_error="skip"`` those rows are left out, and ``index`` lists the input position of
-    each answer kept). ``stats[i]`` holds ``eval_count``, ``seconds`` and ``host`` of answer
+    each answer kept). ``stats[i]`` holds ``output_tokens``, ``seconds`` and ``host`` of answer
     ``i``. ``concurrency`` / ``concurrency_source`` say how many requests ran at once and why
-    ("configured", "OLLAMA_NUM_PARALLEL" or "learned"); ``complete`` is False for the partial
+    ("configured", "server slots" or "learned"); ``complete`` is False for the partial
     result of an interrupted or failed batch, whose rows that never ran are in ``pending``.
     """
 
@@ -87,7 +87,7 @@ def shape(rows: Rows, outcomes: list[RowOutcome | None], *, skip: bool, schema: 
     frame = pd.DataFrame(_answer_columns([_value(outcomes[i]) for i in keep], schema, index),
                          index=index)
     frame["error"] = pd.Series([_message(outcomes[i]) for i in keep], index=index, dtype=object)
-    frame["eval_count"] = _typed([o.eval_count for o in done], "int", index)
+    frame["output_tokens"] = _typed([o.output_tokens for o in done], "int", index)
     frame["seconds"] = _typed([o.seconds for o in done], "float", index)
     frame.attrs.update(attrs)
     return frame

@@ -14,7 +14,11 @@ from ..replay.errors import ReplayMissError
 from ..core import LLM_PROTOCOL_V1, ExecutionEngine, ProtocolProviderRegistry, Task, TaskResult
 from ..core.errors import (InvalidParamsError, LLMError, ModelNotFoundError,
                            ProviderUnavailableError, StructuredOutputError)
+from ..app.connections import CONNECTIONS
+from ..app.settings import SETTINGS
 from ..core.engine import TaskStatus
+from ..core.provider import BackendProvider
+from ..core.requests import chat_request
 from .items import Rows, build_rows
 from .limiter import Limit, choose_limit, dispatch
 from .progress import Progress, progress_mode
@@ -37,8 +41,9 @@ def remember(result: Any) -> None:
 def annotate(exc: BaseException, label: Any, kind: str) -> BaseException:
     """Put the row into the error's message (same type, same attributes) and ``.row``."""
     if getattr(exc, "row", None) is None:
-        where = f"row {label}" if kind == "list" else f"row {label!r}"
-        message = f"Batch {where}: {exc}"
+        where = {"list": f"Batch row {label}", "texts": f"Embedding texts {label}"}.get(
+            kind, f"Batch row {label!r}")
+        message = f"{where}: {exc}"
         exc.args = (message,)
         if isinstance(exc, LLMError):
             exc.message = message
@@ -46,16 +51,24 @@ def annotate(exc: BaseException, label: Any, kind: str) -> BaseException:
     return exc
 
 
-def provider_pool(host: str | None, hosts: Sequence[str] | None, timeout: float) -> list[Any]:
-    """One provider per distinct host (shared with the magics, so connections are reused)."""
-    from ..notebook.connection import CONNECTIONS
-
+def backend_pool(host: str | None, hosts: Sequence[str] | None,
+                 timeout: float | None) -> list[BackendProvider]:
+    """One backend per distinct server (shared with the magics, so connections are reused)."""
     wanted = ([host] if host or not hosts else []) + list(hosts or [])
-    providers: dict[str, Any] = {}
+    backends: dict[str, BackendProvider] = {}
     for h in wanted:
-        p = CONNECTIONS.provider(h, timeout)
-        providers.setdefault(p.base_url, p)
-    return list(providers.values())
+        b = CONNECTIONS.backend(h, timeout=timeout)
+        backends.setdefault(b.base_url, b)
+    return list(backends.values())
+
+
+async def capacity(backends: Sequence[BackendProvider], concurrency: int | None) -> Limit:
+    """The batch's limit (see ``limiter``); each backend's hint is kept for the registry."""
+    hints = await asyncio.gather(*(b.capacity_hint() for b in backends)) \
+        if concurrency is None else [None] * len(backends)
+    for b, hint in zip(backends, hints):
+        b.capacity = hint
+    return choose_limit(concurrency, list(hints))
 
 
 def make_engine(providers: Sequence[Any]) -> ExecutionEngine:
@@ -72,7 +85,7 @@ class Batch:
 
     def __init__(self, rows: Rows, *, model: str | None, schema: Any, images: bool,
                  on_error: str, options: dict[str, Any], host: str | None,
-                 hosts: Sequence[str] | None, timeout: float, concurrency: int | None,
+                 hosts: Sequence[str] | None, timeout: float | None, concurrency: int | None,
                  progress: bool | str | None, max_image_edge: int | None) -> None:
         if on_error not in ON_ERROR:
             raise InvalidParamsError(f"on_error must be one of {', '.join(ON_ERROR)}, "
@@ -97,7 +110,7 @@ class Batch:
         self.started = time.monotonic()
         self.aborted = False
         if schema is not None:
-            from ..notebook.structured import format_for
+            from ..app.structured import format_for
 
             self.options["format"] = format_for(schema)
             if rows.kind == "frame":
@@ -112,12 +125,11 @@ class Batch:
         todo = [i for i, o in enumerate(self.outcomes) if o is None]
         if not todo:
             return self._finish()
-        providers = provider_pool(self.host, self.hosts, self.timeout)
+        providers = backend_pool(self.host, self.hosts, self.timeout)
+        self.backend = providers[0]
         self.engine = make_engine(providers)
-        self.limit = choose_limit(self.concurrency, [p.base_url for p in providers])
+        self.limit = await capacity(providers, self.concurrency)
         if self.model is None:
-            from ..notebook.connection import CONNECTIONS
-
             capability = "vision" if self.images else "completion"
             self.model = await CONNECTIONS.pick_model(providers[0], capability)
         logger.info("batch of %d rows with %s on %s: %s", len(todo), self.model,
@@ -174,37 +186,35 @@ class Batch:
                 return TaskResult(task_id=f"row-{i}", status=TaskStatus.COMPLETED, started_at=now,
                                   finished_at=now, provider_id="replay", result={
                                       "response": hit.text, "thinking": hit.thinking,
-                                      "eval_count": (hit.stats or {}).get("eval_count"),
-                                      "done_reason": hit.done_reason, "model": hit.model})
+                                      "usage": hit.stats or {}, "model": hit.model,
+                                      "finish_reason": (hit.stats or {}).get("finish_reason")})
         return await self.engine.execute_task(Task(id=f"row-{i}", method=method, params=params))
 
     def _lookup(self, i: int, replayer: Any, params: dict[str, Any]) -> Any:
         """The recorded reply of row ``i`` (keyed like the chat pipeline), or None to go live."""
-        user = dict(params["messages"][-1])
-        if params.get("images"):
-            user["images"] = params["images"]
-        options = {k: v for k, v in params.items() if k not in ("model", "messages", "images")}
-        request = {"provider": "ollama", "model": self.model, "messages": [user], "options": options}
-        self._keys[i] = replayer.key(**request)
-        return replayer.lookup(**request, key=self._keys[i])
+        request = chat_request("vision" if self.images else "chat", params)
+        request.model = self.backend.canonical_model(request.model)
+        self._keys[i], hit = replayer.find(replay.chat_request_key(self.backend.kind, request))
+        return hit
 
     def _handle(self, i: int, res: TaskResult) -> None:
         if res.ok:
             reply = res.result
             value, error = reply["response"], None
             if self.schema is not None:
-                from ..notebook.structured import parse_reply
+                from ..app.structured import parse_reply
 
                 try:
-                    value = parse_reply(value, self.schema, done_reason=reply.get("done_reason"))
+                    value = parse_reply(value, self.schema,
+                                        done_reason=reply.get("finish_reason"))
                 except StructuredOutputError as exc:
                     value, error = None, exc
-            outcome = RowOutcome(value, error, reply.get("eval_count"), res.duration,
+            outcome = RowOutcome(value, error, reply["usage"].get("output_tokens"), res.duration,
                                  res.provider_id)
             key = self._keys.pop(i, None)
             if key is not None and error is None and res.provider_id != "replay":
                 replay.current().save(key, text=reply["response"], thinking=reply.get("thinking") or "",
-                                      stats={k: reply.get(k) for k in _STAT_KEYS},
+                                      stats=reply["usage"],
                                       model=reply.get("model") or self.model, status="done")
         else:
             outcome = RowOutcome(None, res.error, None, res.duration or None, res.provider_id)
@@ -227,19 +237,20 @@ class Batch:
         return out
 
 
-_STAT_KEYS = ("eval_count", "eval_duration", "prompt_eval_count", "load_duration",
-              "total_duration", "done_reason")
-
-
 def _work(res: TaskResult) -> float:
     if not res.ok:
         return 0.0
-    return float(res.result.get("eval_count") or res.result.get("tokens_used") or 1)
+    return float(res.result["usage"].get("output_tokens") or 1)
 
 
 def _batch(items: Any, prompt: str | None, *, variables: Mapping[str, Any] | None,
            images: bool, **kw: Any) -> Batch:
     rows = build_rows(items, prompt, images=images, variables=variables)
+    s = SETTINGS  # what a call leaves out comes from the settings (%config LLMMagics)
+    for name in ("system", "temperature", "max_tokens", "max_image_edge"):
+        if kw[name] is None:
+            kw[name] = getattr(s, name)
+    kw["model"] = kw["model"] or (s.vision_model if images else "") or s.model or None
     options = {k: kw.pop(k) for k in ("system", "temperature", "max_tokens", "seed")}
     return Batch(rows, images=images, options=options, **kw)
 
@@ -250,8 +261,8 @@ async def run_batch_async(items: Any, prompt: str | None = None, *, model: str |
                           system: str | None = None, temperature: float | None = None,
                           max_tokens: int | None = None, seed: int | None = None,
                           host: str | None = None, hosts: Sequence[str] | None = None,
-                          timeout: float = 120, progress: bool | str | None = "auto",
-                          max_image_edge: int | None = 1024,
+                          timeout: float | None = None, progress: bool | str | None = "auto",
+                          max_image_edge: int | None = None,
                           variables: Mapping[str, Any] | None = None) -> Any:
     """``run_batch`` for async code (same arguments and result)."""
     batch = _batch(items, prompt, variables=variables, images=images, model=model,
@@ -267,8 +278,8 @@ def run_batch(items: Any, prompt: str | None = None, *, model: str | None = None
               on_error: str = "collect", system: str | None = None,
               temperature: float | None = None, max_tokens: int | None = None,
               seed: int | None = None, host: str | None = None,
-              hosts: Sequence[str] | None = None, timeout: float = 120,
-              progress: bool | str | None = "auto", max_image_edge: int | None = 1024,
+              hosts: Sequence[str] | None = None, timeout: float | None = None,
+              progress: bool | str | None = "auto", max_image_edge: int | None = None,
               variables: Mapping[str, Any] | None = None) -> Any:
     """Ask the same question of many items, as many at once as the server can take.
 
@@ -282,20 +293,22 @@ def run_batch(items: Any, prompt: str | None = None, *, model: str | None = None
     objects with ``schema``; failed rows None, their errors in ``.errors``, per-row ``.stats``);
     for a Series a Series with the same index (errors in ``.attrs["errors"]``, by index label,
     or by position where labels repeat); for a DataFrame a DataFrame with the same index
-    holding ``answer`` (with ``schema``: one typed column per field), ``error``, ``eval_count``
-    and ``seconds``. A row whose template field is missing (NaN, None) is a failed row.
+    holding ``answer`` (with ``schema``: one typed column per field), ``error``,
+    ``output_tokens`` and ``seconds``. A row whose template field is missing (NaN, None) is a failed row.
 
     ``on_error``: "collect" keeps going and records each failed row; "raise" stops at the first
     failure and raises it (its type, the row in the message and ``.row``); "skip" leaves failed
     rows out. A missing model, an unreachable server or invalid parameters stop the batch in
-    any mode. ``concurrency=None`` uses the server's capacity: ``OLLAMA_NUM_PARALLEL`` for a
-    local server, else learned while running (see ``result.concurrency_source``). ``hosts``
-    spreads the rows over several servers.
+    any mode. ``concurrency=None`` uses the servers' capacity: the slots a server publishes
+    (llama.cpp; a local Ollama in its environment), else learned while running (see
+    ``result.concurrency_source``). ``hosts`` (URLs or server names) spreads the rows over
+    several servers by their capacity. Arguments left out (model, host, system, temperature,
+    max_tokens, timeout, max_image_edge) come from the settings (``%config LLMMagics``).
 
     An interrupt (or any early stop) cancels every request in flight; the rows finished so far
     are on the exception as ``.partial`` and kept as ``gleitzeit_nb.batch.last_result``.
     """
-    from ..notebook import bridge
+    from ..app import bridge
 
     batch = _batch(items, prompt, variables=variables, images=images, model=model,
                    concurrency=concurrency, schema=schema, on_error=on_error, system=system,

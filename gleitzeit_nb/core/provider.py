@@ -38,6 +38,8 @@ class ProtocolProvider(abc.ABC):
         self.protocol_spec = protocol_spec or KNOWN_PROTOCOLS.get(protocol_id)
         self.is_initialized = False
         self.in_flight = 0
+        #: Requests the server runs at once, when known; the registry spreads load by it.
+        self.capacity: int | None = None
 
     async def initialize(self) -> None:
         """Acquire resources; subclasses call ``super().initialize()`` last."""
@@ -117,6 +119,10 @@ class BackendProvider(ProtocolProvider):
     async def aclose(self) -> None:
         """Close connections (the seam's name for ``shutdown``)."""
         await self.shutdown()
+
+    def canonical_model(self, name: str) -> str:
+        """The one spelling of a model name on this API (replay keys and lookups use it)."""
+        return name.strip()
 
     # -- the llm/v1 façade ---------------------------------------------------------------------
     async def handle_request(self, method: str, params: dict[str, Any]) -> dict[str, Any]:

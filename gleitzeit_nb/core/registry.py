@@ -108,6 +108,7 @@ class ProtocolProviderRegistry:
         order = {pid: i for i, (pid, _) in enumerate(candidates)}
         pid, provider = min(
             candidates,
-            key=lambda c: (not self._healthy[c[0]], c[1].in_flight, order[c[0]]),
+            key=lambda c: (not self._healthy[c[0]], c[1].in_flight / (c[1].capacity or 1),
+                           order[c[0]]),
         )
         return provider

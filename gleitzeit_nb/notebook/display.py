@@ -21,7 +21,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from .render import THINKING_TAIL, reply_bundle, stats_line, waiting_bundle
+from ..app.render import THINKING_TAIL, reply_bundle, stats_line, waiting_bundle
 
 __all__ = ["CHARS_PER_SECOND", "MODES", "ReplyDisplay", "resolve_mode"]
 

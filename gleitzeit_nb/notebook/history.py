@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .markdown import escape_html
-from .sessions import ChatSession
+from ..app.markdown import escape_html
+from ..app.sessions import ChatSession
 
 
 class HistoryView:

@@ -5,14 +5,15 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from ..providers.ollama import ModelInfo
+from ..core.backend import ModelInfo
 
 COLUMNS = ("name", "size", "family", "parameters", "quantization", "capabilities", "loaded")
 
 
 def _rows(infos: list[ModelInfo]) -> list[tuple[Any, ...]]:
-    return [(i.name, f"{i.size / 1e9:.1f} GB", i.family, i.parameter_size, i.quantization,
-             ", ".join(i.capabilities), "yes" if i.loaded else "") for i in infos]
+    return [(i.name, f"{i.size / 1e9:.1f} GB" if i.size else "", i.family, i.parameter_size,
+             i.quantization, "unknown" if i.capabilities is None else ", ".join(i.capabilities),
+             "yes" if i.loaded else "") for i in infos]
 
 
 class ModelTable:

@@ -22,7 +22,7 @@ from typing import Any
 
 from ..core.errors import InvalidParamsError
 from .errors import ReplayMissError
-from .keys import canonical_request, key_of
+from .keys import key_of
 from .store import Recording, ReplayStore
 
 __all__ = ["MODES", "STORE_NAME", "resolve", "default_store_dir", "Replayer"]
@@ -83,8 +83,7 @@ class Replayer:
 
     Typical use in a pipeline::
 
-        key = replayer.key(provider="ollama", model=m, messages=msgs, options=params)
-        hit = replayer.lookup(provider="ollama", model=m, messages=msgs, options=params, key=key)
+        key, hit = replayer.find(chat_request_key(backend.kind, request))
         if hit is None:
             reply = ...  # live call
             replayer.save(key, text=reply.text, thinking=reply.thinking, stats=reply.stats,
@@ -114,11 +113,8 @@ class Replayer:
         """False in "off" mode: the pipeline can skip key computation entirely."""
         return self.mode != "off"
 
-    def key(self, *, provider: str, model: str, messages: list[dict[str, Any]],
-            options: Mapping[str, Any] | None = None, model_digest: str | None = None) -> str:
-        """The call's key (``call_key``); remembers its canonical request for ``save``."""
-        canonical = canonical_request(provider=provider, model=model, messages=messages,
-                                      options=options, model_digest=model_digest)
+    def key(self, canonical: dict[str, Any]) -> str:
+        """The key of a canonical request; remembers the request for ``save``."""
         key = key_of(canonical)
         if self.mode in ("record", "auto"):
             with self._pending_lock:
@@ -128,9 +124,7 @@ class Replayer:
                     self._pending.popitem(last=False)
         return key
 
-    def lookup(self, *, provider: str, model: str, messages: list[dict[str, Any]],
-               options: Mapping[str, Any] | None = None, model_digest: str | None = None,
-               key: str | None = None) -> Recording | None:
+    def lookup(self, canonical: dict[str, Any], key: str | None = None) -> Recording | None:
         """The recorded reply for this call, or None to go live.
 
         "off" and "record" return None without touching the store; "auto" returns None on a
@@ -139,17 +133,22 @@ class Replayer:
         if self.mode in ("off", "record"):
             return None
         if key is None:
-            key = self.key(provider=provider, model=model, messages=messages, options=options,
-                           model_digest=model_digest)
+            key = self.key(canonical)
         found = self.store.get(key)
         if found is not None:
             self.used.add(key)
             self._forget(key)
             return found
         if self.mode == "replay":
-            raise ReplayMissError(prompt=_last_user_text(messages), model=model, store=self.path,
-                                  key=key)
+            prompt = canonical.get("embed") or _last_user_text(canonical.get("messages") or [])
+            raise ReplayMissError(prompt=prompt, model=canonical.get("model", ""),
+                                  store=self.path, key=key)
         return None
+
+    def find(self, canonical: dict[str, Any]) -> tuple[str, Recording | None]:
+        """``(key, recording or None)``: the one lookup every pipeline makes."""
+        key = self.key(canonical)
+        return key, self.lookup(canonical, key)
 
     def save(self, key: str, *, text: str, status: str, thinking: str = "",
              stats: Mapping[str, Any] | None = None, model: str = "",

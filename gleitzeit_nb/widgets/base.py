@@ -10,8 +10,8 @@ from typing import Any
 
 import ipywidgets as w
 
-from ..notebook.connection import CONNECTIONS
-from ..notebook.replies import Reply
+from ..app.connections import CONNECTIONS
+from ..app.replies import Reply
 from .stream import WidgetStream
 
 AUTO = "(auto)"
@@ -73,12 +73,12 @@ class PanelBase(w.VBox):
 
     async def _load_models(self) -> None:
         try:
-            provider = CONNECTIONS.provider(self.host)
-            infos = await CONNECTIONS.models(provider)
+            backend = CONNECTIONS.backend(self.host)
+            infos = await CONNECTIONS.models(backend)
         except Exception as exc:  # shown, never raised into the log
             self._set_status(f"⚠ could not list models: {exc}")
             return
-        names = [i.name for i in infos if self.capability in i.capabilities]
+        names = [i.name for i in infos if i.can(self.capability) is not False]
         current = self.model_picker.value
         if current not in names and f"{current}:latest" in names:  # llava is llava:latest
             current = f"{current}:latest"

@@ -9,11 +9,12 @@ from typing import Any
 
 import ipywidgets as w
 
-from ..notebook.chat import Request, ask_async
-from ..notebook.connection import CONNECTIONS
-from ..notebook.markdown import escape_html
-from ..notebook.render import reply_bundle
-from ..notebook.replies import Reply
+from ..app.connections import CONNECTIONS
+from ..app.markdown import escape_html
+from ..app.render import reply_bundle
+from ..app.replies import Reply
+from ..app.requests import Request, ask_async
+from ..app.settings import SETTINGS
 from .base import PanelBase, show_bundle
 from .stream import WidgetStream
 
@@ -34,13 +35,16 @@ class ChatPanel(PanelBase):
 
     def __init__(self, model: str | None = None, session: str | None = None,
                  system: str | None = None, host: str | None = None,
-                 temperature: float | None = None, timeout: float = 120.0,
+                 temperature: float | None = None, timeout: float | None = None,
                  max_tokens: int | None = None) -> None:
-        super().__init__(model=model, host=host)
+        """Arguments left out take the settings' values (``%config LLMMagics``)."""
+        super().__init__(model=model or SETTINGS.model or None, host=host)
         self.session = session or f"panel-{next(_numbers)}"
-        self.system = system
+        self.system = SETTINGS.system if system is None else system
         self.timeout = timeout
-        self.max_tokens = max_tokens
+        self.max_tokens = SETTINGS.max_tokens if max_tokens is None else max_tokens
+        if temperature is None:
+            temperature = SETTINGS.temperature
         self.transcript = w.VBox(layout=w.Layout(max_height="480px", overflow="auto"))
         self.transcript.add_class("gleitzeit-transcript")
         self.prompt = w.Textarea(placeholder="Ask something…", rows=3,
@@ -87,7 +91,7 @@ class ChatPanel(PanelBase):
                                                           "text/markdown": "*…*"})
         stream = WidgetStream(lambda bundle: show_bundle(out, bundle), model=self.model or "")
         req = Request(prompt=text, model=self.model, host=self.host, timeout=self.timeout,
-                      session=self.session, display=None,
+                      deadline=SETTINGS.deadline, session=self.session,
                       options={"system": self.system, "max_tokens": self.max_tokens,
                                "temperature": self.temperature.value
                                if self._temperature_set else None})

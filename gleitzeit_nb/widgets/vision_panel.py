@@ -9,8 +9,9 @@ from typing import Any
 import ipywidgets as w
 
 from ..core.image_prep import PreparedImage, prepare_image
-from ..notebook.chat import Request, ask_async
-from ..notebook.replies import Reply
+from ..app.replies import Reply
+from ..app.requests import Request, ask_async
+from ..app.settings import SETTINGS
 from .base import PanelBase, show_bundle
 from .stream import WidgetStream
 
@@ -26,9 +27,10 @@ class VisionPanel(PanelBase):
     capability = "vision"
 
     def __init__(self, model: str | None = None, host: str | None = None,
-                 max_edge: int = 1024, timeout: float = 120.0) -> None:
-        super().__init__(model=model, host=host)
-        self.max_edge = max_edge
+                 max_edge: int | None = None, timeout: float | None = None) -> None:
+        """Arguments left out take the settings' values (``%config LLMMagics``)."""
+        super().__init__(model=model or SETTINGS.vision_model or None, host=host)
+        self.max_edge = SETTINGS.max_image_edge if max_edge is None else max_edge
         self.timeout = timeout
         self.image: PreparedImage | None = None
         self.upload = w.FileUpload(accept="image/*", multiple=False, description="Image")
@@ -77,8 +79,8 @@ class VisionPanel(PanelBase):
         if self.running:
             raise RuntimeError("A request is already running: wait for it or press Stop.")
         req = Request(prompt=prompt.strip() or "Describe this image.", model=self.model,
-                      host=self.host, timeout=self.timeout, images=[self.image],
-                      remember=False, display=None)
+                      host=self.host, timeout=self.timeout, deadline=SETTINGS.deadline,
+                      images=[self.image], remember=False)
         show_bundle(self.output, {"text/plain": "…", "text/markdown": "*…*"})
         stream = WidgetStream(lambda bundle: show_bundle(self.output, bundle),
                               model=self.model or "")

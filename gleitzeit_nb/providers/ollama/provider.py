@@ -79,6 +79,11 @@ class OllamaProvider(BackendProvider):
                            model=data.get("model", request.model),
                            input_tokens=data.get("prompt_eval_count"))
 
+    def canonical_model(self, name: str) -> str:
+        """``llama3.2`` → ``llama3.2:latest``; a tag (or a registry port before a ``/``) is kept."""
+        name = name.strip()
+        return name if ":" in name.rsplit("/", 1)[-1] else f"{name}:latest"
+
     async def capacity_hint(self) -> int | None:
         """``OLLAMA_NUM_PARALLEL`` from this environment, for a loopback server (a local
         server started from the same environment reads the same variable); else unknown."""

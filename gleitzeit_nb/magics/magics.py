@@ -8,28 +8,44 @@ from typing import Any
 from IPython.core.error import UsageError
 from IPython.core.magic import (Magics, line_cell_magic, line_magic, magics_class,
                                 no_var_expand)
-from traitlets import Bool, Enum, Float, Int, TraitError, Unicode, observe, validate
+from traitlets import All, Bool, Enum, Float, Int, TraitError, Unicode, observe, validate
 from traitlets.config import Configurable
 
+from ..app.connections import CONNECTIONS
+from ..app.interpolate import interpolate
+from ..app.requests import Request
+from ..app.settings import SETTINGS, Settings
 from ..core.errors import LLMError, ProviderTimeoutError
+from ..notebook.chat import ask
 from . import options as opts
-from .chat import Request, ask
-from .connection import CONNECTIONS
-from .interpolate import interpolate
 
 _LLM = opts.llm_parser()
 _VISION = opts.vision_parser()
 _CHAT = opts.chat_parser()
+_HOST = opts.host_parser()
+_SERVER = opts.server_parser()
 
 
 @magics_class
 class LLMMagics(Magics, Configurable):
     """Chat with local models from cells. Settings: ``%config LLMMagics`` lists them."""
 
-    host = Unicode("", help="Ollama server URL; empty: OLLAMA_HOST, else 127.0.0.1:11434").tag(config=True)
+    host = Unicode("", help="Server URL or a name from %llm_host; empty: OLLAMA_HOST, else "
+                            "127.0.0.1:11434. A URL ending in /v1 is an OpenAI-compatible server "
+                            "(llama.cpp, vLLM, LM Studio, Ollama's /v1)").tag(config=True)
+    api = Enum(["auto", "ollama", "openai"], "auto",
+               help="The server's API; auto: openai for a URL ending in /v1, else ollama").tag(config=True)
+    api_key_env = Unicode("", help="Name of the environment variable holding the API key of "
+                                   "`host` (the key itself is never a setting)").tag(config=True)
     model = Unicode("", help="Chat model; empty: a loaded model, else the first installed").tag(config=True)
     vision_model = Unicode("", help="Vision model for %vision; empty: the first installed one").tag(config=True)
+    embed_model = Unicode("", help="Model for embed(); empty: `model` if it can embed, else an "
+                                   "embedding model on the server").tag(config=True)
     timeout = Float(120.0, help="Seconds for a reply to start (model load included)").tag(config=True)
+    chunk_timeout = Float(60.0, help="Seconds a started reply may pause before it counts as "
+                                     "stalled").tag(config=True)
+    deadline = Float(None, allow_none=True, help="Seconds a whole reply may take (None: no "
+                                                 "limit)").tag(config=True)
     temperature = Float(None, allow_none=True, help="Default temperature, 0–2 (None: the model's)").tag(config=True)
     max_tokens = Int(None, allow_none=True, help="Default reply length limit in tokens").tag(config=True)
     system = Unicode(None, allow_none=True, help="Default system prompt").tag(config=True)
@@ -52,6 +68,12 @@ class LLMMagics(Magics, Configurable):
 
         configure(self.replay, self.store or None)
 
+    @observe(All)
+    def _setting_changed(self, change: dict[str, Any]) -> None:
+        """Every setting that ``Settings`` has goes there, for chat(), batch(), panels…"""
+        if change["name"] in _SHARED:
+            setattr(SETTINGS, change["name"], change["new"])
+
     @validate("temperature")
     def _check_temperature(self, proposal: dict[str, Any]) -> float | None:
         value = proposal["value"]
@@ -66,15 +88,18 @@ class LLMMagics(Magics, Configurable):
             raise TraitError(f"{proposal['trait'].name} must be at least 1, not {value}")
         return value
 
-    @validate("timeout")
-    def _check_timeout(self, proposal: dict[str, Any]) -> float:
-        if proposal["value"] <= 0:
-            raise TraitError("timeout must be a positive number of seconds")
-        return proposal["value"]
+    @validate("timeout", "chunk_timeout", "deadline")
+    def _check_timeout(self, proposal: dict[str, Any]) -> float | None:
+        value = proposal["value"]
+        if value is not None and value <= 0:
+            raise TraitError(f"{proposal['trait'].name} must be a positive number of seconds")
+        return value
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
         self.conn = CONNECTIONS
+        for name in _SHARED:  # a config file's values, or the defaults
+            setattr(SETTINGS, name, getattr(self, name))
 
     # -- chat ----------------------------------------------------------------------------------
     @no_var_expand  # {name} is ours to fill (with {{ escapes), not IPython's to evaluate
@@ -99,13 +124,33 @@ class LLMMagics(Magics, Configurable):
                             schema=schema, system=args.system, think=args.think,
                             file_path=args.file)
         try:
-            reply = ask(req)
+            reply = ask(req, display=self.display, show_stats=self.show_stats)
         except (KeyboardInterrupt, LLMError) as exc:
             partial = req.partial or getattr(exc, "partial", None)
             if args.out and partial:  # what did arrive is not lost
                 self._store(args.out, partial)
             raise
         self._store(args.out, reply.value if (args.json or schema is not None) else reply)
+
+    @line_magic
+    def llm_host(self, line: str) -> str:
+        """Named servers: ``%llm_host add NAME URL [--api auto|ollama|openai] [--key-env VAR]``,
+        then ``--host NAME`` on %%llm, %vision, %llm_chat, %llm_models, %llm_batch (or
+        ``host="NAME"`` in chat(), batch(), embed()); ``%llm_host use NAME`` makes it the
+        default; ``%llm_host`` lists them."""
+        args = _SERVER.parse_args(line.split())
+        if args.action == "add":
+            if not (args.name and args.url):
+                raise UsageError("Use %llm_host add NAME URL [--api …] [--key-env VAR].")
+            SETTINGS.add_server(args.name, args.url, api=args.api, api_key_env=args.key_env)
+        elif args.action == "use":
+            if args.name not in SETTINGS.servers:
+                raise UsageError(f"No server named {args.name!r}; add it with %llm_host add.")
+            self.host = args.name
+        rows = [f"{'*' if name == SETTINGS.host else ' '} {name}: {srv.url} (api {srv.api}"
+                + (f", key from ${srv.api_key_env}" if srv.api_key_env else "") + ")"
+                for name, srv in SETTINGS.servers.items()]
+        return "\n".join(rows) or "No named servers; add one with %llm_host add NAME URL."
 
     @line_magic
     def llm_reset(self, line: str) -> None:
@@ -115,18 +160,21 @@ class LLMMagics(Magics, Configurable):
     @line_magic
     def llm_history(self, line: str) -> Any:
         """Show a session's conversation: ``%llm_history [SESSION]``."""
-        from .history import history_view
+        from ..notebook.history import history_view
 
         return history_view(self.conn.sessions.get(line.strip() or None))
 
     @line_magic
     def llm_models(self, line: str) -> Any:
         """The server's models: size, family, parameters, quantisation, capabilities, loaded."""
-        from . import bridge
-        from .models_table import models_table
+        from ..app import bridge
+        from ..notebook.models_table import models_table
 
-        provider = self.conn.provider(self.host or None, self.timeout)
-        return models_table(bridge.run(self.conn.models(provider, max_age=0)))
+        args, rest = opts.split_options(line, _HOST, self.shell.user_ns)
+        if rest:
+            raise UsageError(f"%llm_models takes --host only, not {rest!r}.")
+        backend = self.conn.backend(args.host)
+        return models_table(bridge.run(self.conn.models(backend, max_age=0)))
 
     @no_var_expand
     @line_cell_magic
@@ -157,7 +205,7 @@ class LLMMagics(Magics, Configurable):
         --seed N, --no-progress. Host, model, timeout and display come from ``%config LLMMagics``.
         The result is that of ``gleitzeit_nb.batch``: a list, Series or DataFrame.
         """
-        from ..batch.magic import llm_batch_magic
+        from .batch_magic import llm_batch_magic
 
         return llm_batch_magic(self.shell, line, cell)
 
@@ -172,11 +220,8 @@ class LLMMagics(Magics, Configurable):
         args, rest = opts.split_options(line, _CHAT, self.shell.user_ns)
         if rest:
             raise UsageError(f"%llm_chat takes options only, not {rest!r}.")
-        return ChatPanel(model=args.model or self.model or None, session=args.session,
-                         system=args.system if args.system is not None else self.system,
-                         temperature=args.temperature if args.temperature is not None
-                         else self.temperature, host=self.host or None, timeout=self.timeout,
-                         max_tokens=self.max_tokens)
+        return ChatPanel(model=args.model, session=args.session, system=args.system,
+                         temperature=args.temperature, host=args.host)
 
     @line_magic
     def llm_store(self, line: str) -> str:
@@ -213,7 +258,7 @@ class LLMMagics(Magics, Configurable):
         matplotlib figure. Options: -m MODEL, -s SESSION, --max-edge PX, -t, --max-tokens,
         --seed, -o VAR.
         """
-        from .vision import prepare_and_show, resolve_image, split_image
+        from ..notebook.vision import prepare_and_show, resolve_image, split_image
 
         args, text = opts.split_options(line, _VISION, self.shell.user_ns)
         image_ref, prompt = split_image(text)
@@ -228,7 +273,7 @@ class LLMMagics(Magics, Configurable):
         model = args.model or self.vision_model or None
         req = self._request(prompt, args, session=args.session, new=False)
         req.model, req.images, req.remember = model, [prepared], args.session is not None
-        self._store(args.out, ask(req))
+        self._store(args.out, ask(req, display=self.display, show_stats=self.show_stats))
 
     # -- helpers -------------------------------------------------------------------------------
     def _request(self, prompt: str, args: Any, *, session: str | None, new: bool,
@@ -240,10 +285,9 @@ class LLMMagics(Magics, Configurable):
             "max_tokens": args.max_tokens if args.max_tokens is not None else self.max_tokens,
             "seed": args.seed, **extra,
         }
-        return Request(prompt=prompt, model=args.model or self.model or None,
-                       host=self.host or None, timeout=self.timeout, session=session, new=new,
-                       json=json, schema=schema, display=self.display, show_stats=self.show_stats,
-                       options=options)
+        return Request(prompt=prompt, model=args.model or self.model or None, host=args.host,
+                       deadline=self.deadline, session=session, new=new, json=json,
+                       schema=schema, options=options)
 
     def _store(self, name: str | None, value: Any) -> None:
         if name:
@@ -251,6 +295,12 @@ class LLMMagics(Magics, Configurable):
                 raise UsageError(f"-o needs a variable name, not {name!r}.")
             self.shell.user_ns[name] = value
 
+
+#: Settings shared with ``chat()``, ``batch()``, ``embed()`` and the panels.
+_SHARED = tuple(name for name in Settings.__dataclass_fields__ if name != "servers")
+#: The notebook setting that raises each timeout.
+_TIMEOUT_SETTING = {"first_byte": "timeout = 600", "chunk": "chunk_timeout = 300",
+                    "deadline": "deadline = None"}
 
 INTERRUPTED = ("KeyboardInterrupt: the request was cancelled and its connection closed; what "
                "had arrived is kept above.")
@@ -269,8 +319,8 @@ def show_llm_error(shell: Any, etype: type, value: BaseException, tb: Any,
         shell.showtraceback((etype, value, tb), tb_offset=tb_offset)
         return
     first = INTERRUPTED if isinstance(value, KeyboardInterrupt) else f"{etype.__name__}: {value}"
-    if isinstance(value, ProviderTimeoutError) and value.phase == "first_byte":
-        first += " Here: %config LLMMagics.timeout = 600."
+    if isinstance(value, ProviderTimeoutError) and value.phase in _TIMEOUT_SETTING:
+        first += f" Here: %config LLMMagics.{_TIMEOUT_SETTING[value.phase]}."
     shell._showtraceback(etype, value, [
         first, "(Full traceback: %tb, or %config LLMMagics.debug = True)"])
 

@@ -33,6 +33,32 @@ def _sampling(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--out", metavar="VAR", help="store the result in this variable")
 
 
+def _host(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--host", metavar="NAME_OR_URL",
+                   help="server for this request: a name from %%llm_host or a URL "
+                        "(default: LLMMagics.host)")
+
+
+def host_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="%llm_models", add_help=False, description="The server's models.")
+    _host(p)
+    return p
+
+
+def server_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="%llm_host", add_help=False,
+                description="Name a server: %llm_host add NAME URL [--api API] [--key-env VAR]; "
+                            "%llm_host (list); %llm_host use NAME (make it the default).")
+    p.add_argument("action", choices=["add", "use", "list"], nargs="?", default="list")
+    p.add_argument("name", nargs="?")
+    p.add_argument("url", nargs="?")
+    p.add_argument("--api", choices=["auto", "ollama", "openai"], default="auto",
+                   help="the server's API (auto: openai for a URL ending in /v1)")
+    p.add_argument("--key-env", default="", metavar="VAR",
+                   help="environment variable holding the server's API key")
+    return p
+
+
 def llm_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="%%llm", add_help=False,
                 description="Chat with a local model; the cell (or the rest of the line) is the prompt.")
@@ -47,6 +73,7 @@ def llm_parser() -> argparse.ArgumentParser:
                    help="a pydantic model class or JSON-schema dict in the notebook; the result is validated")
     p.add_argument("--think", nargs="?", const=True, type=_think, metavar="LEVEL",
                    help="show the model's thinking (thinking models); optional level low|medium|high")
+    _host(p)
     return p
 
 
@@ -57,6 +84,7 @@ def vision_parser() -> argparse.ArgumentParser:
     p.add_argument("-s", "--session", help="also keep the exchange in this chat session")
     p.add_argument("--max-edge", type=int, help="longest edge sent, in pixels (default: LLMMagics.max_image_edge)")
     _sampling(p)
+    _host(p)
     return p
 
 
@@ -66,6 +94,7 @@ def chat_parser() -> argparse.ArgumentParser:
     p.add_argument("-s", "--session", help="conversation shared with %%llm -s SESSION")
     p.add_argument("--system", help="system prompt")
     p.add_argument("-t", "--temperature", type=float, help="sampling temperature, 0–2")
+    _host(p)
     return p
 
 
@@ -111,7 +140,7 @@ def expand_value(value: str, user_ns: Mapping[str, Any]) -> str:
     if value.startswith("$") and value[1:].isidentifier():
         return str(namespace_value(value[1:], dict(user_ns), value))
     if "{" in value:
-        from .interpolate import interpolate
+        from ..app.interpolate import interpolate
 
         return interpolate(value, user_ns)
     return value

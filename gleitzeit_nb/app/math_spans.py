@@ -1,7 +1,7 @@
 """JupyterLab's math pre-pass (rendermime ``latex.ts`` ``removeMath``), ported.
 
 ``math_spans(text)`` gives the ranges JupyterLab lifts out as math before parsing Markdown, so
-:mod:`gleitzeit_nb.notebook.markdown` can leave them (almost) as they are.
+:mod:`gleitzeit_nb.app.markdown` can leave them (almost) as they are.
 """
 
 from __future__ import annotations

@@ -10,7 +10,8 @@ from typing import Any
 from IPython.core.error import UsageError
 
 from ..core.errors import LLMError
-from .runner import ON_ERROR, run_batch
+from ..app.settings import SETTINGS
+from ..batch.runner import ON_ERROR, run_batch
 
 _SOURCE = re.compile(r"""[^\W\d]\w*(?:\.[^\W\d]\w*|\[(?:-?\d+|'[^'\n]*'|"[^"\n]*")\])*""")
 _STEP = re.compile(r"""\.(?P<attr>[^\W\d]\w*)|\[(?P<index>-?\d+|'[^'\n]*'|"[^"\n]*")\]""")
@@ -34,6 +35,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--max-tokens", type=int)
     p.add_argument("--seed", type=int)
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--host")
     return p
 
 
@@ -62,18 +64,13 @@ def llm_batch_magic(shell: Any, line: str, cell: str | None = None) -> Any:
             raise UsageError(f"--schema '{args.schema}' is not defined in the notebook; "
                              "define it first.")
         schema = user_ns[args.schema]
-    conf = _config(shell)
-    model = args.model or (conf.get("vision_model") if args.images else conf.get("model")) or None
-    try:
+    try:  # what the line leaves out comes from the settings (%config LLMMagics)
         result = run_batch(
-            items, template, model=model, concurrency=args.concurrency, schema=schema,
-            images=args.images, on_error=args.on_error,
-            system=args.system if args.system is not None else conf.get("system"),
-            temperature=_pick(args.temperature, conf.get("temperature")),
-            max_tokens=_pick(args.max_tokens, conf.get("max_tokens")), seed=args.seed,
-            host=conf.get("host") or None, timeout=conf.get("timeout", 120),
-            progress=False if args.no_progress else conf.get("display", "auto"),
-            max_image_edge=conf.get("max_image_edge", 1024), variables=user_ns)
+            items, template, model=args.model, concurrency=args.concurrency, schema=schema,
+            images=args.images, on_error=args.on_error, system=args.system,
+            temperature=args.temperature, max_tokens=args.max_tokens, seed=args.seed,
+            host=args.host, progress=False if args.no_progress else SETTINGS.display,
+            variables=user_ns)
     except (KeyboardInterrupt, LLMError) as exc:
         partial = getattr(exc, "partial", None)
         if args.out and partial is not None:
@@ -176,18 +173,3 @@ def resolve_source(source: str, user_ns: dict[str, Any], *, images: bool = False
 
 def _literal(text: str) -> Any:
     return int(text) if text.lstrip("-").isdigit() else text[1:-1]
-
-
-def _pick(value: Any, default: Any) -> Any:
-    return value if value is not None else default
-
-
-def _config(shell: Any) -> dict[str, Any]:
-    """Settings of the registered ``LLMMagics`` (``%config LLMMagics``), if there is one."""
-    manager = getattr(shell, "magics_manager", None)
-    magics = manager.registry.get("LLMMagics") if manager is not None else None
-    if magics is None:
-        return {}
-    names = ("host", "model", "vision_model", "timeout", "temperature", "max_tokens", "system",
-             "max_image_edge", "display")
-    return {n: getattr(magics, n) for n in names if hasattr(magics, n)}

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..core.backend import Usage
+
 
 class Reply(str):
     """The reply text (it *is* a ``str``), with ``thinking``, ``stats``, ``model``, ``status``.
+
+    ``stats`` is the reply's usage as a dict (``output_tokens``, ``input_tokens``,
+    ``finish_reason``, timings in seconds); ``usage`` is the same as a ``Usage``.
 
     ``status`` is "done", "interrupted", "stopped" or "error"; ``value`` holds the parsed object
     for JSON / schema replies. In a notebook it renders as escaped Markdown.
@@ -27,6 +32,11 @@ class Reply(str):
         self.status = status
         self.value = value
         return self
+
+    @property
+    def usage(self) -> Usage:
+        """Tokens, finish reason and timings, as the backend reported them."""
+        return Usage.from_dict(self.stats)
 
     @property
     def text(self) -> str:

@@ -37,24 +37,25 @@ def _number(stats: Mapping[str, Any], key: str) -> float | None:
 
 
 def stats_line(stats: Mapping[str, Any] | None, *, status: str = "done") -> str:
-    """One plain line from Ollama's stats, e.g. ``"52 tokens · 41.3 tok/s · prompt 26 tokens"``.
+    """One plain line from a reply's usage (``Usage.as_dict()``), e.g.
+    ``"52 tokens · 41.3 tok/s · prompt 26 tokens"``.
 
-    Load time shows from 0.1 s; ``done_reason`` "stop" adds nothing, "length" says how to get more.
+    Load time shows from 0.1 s; finish reason "stop" adds nothing, "length" says how to get more.
     """
     stats = stats or {}
     parts = ["replayed"] if status == "replayed" else []
-    tokens, ns = _number(stats, "eval_count"), _number(stats, "eval_duration")
+    tokens, secs = _number(stats, "output_tokens"), _number(stats, "generation_seconds")
     if tokens is not None:
         parts.append(f"{tokens:.0f} tokens")
-        if ns:
-            parts.append(f"{tokens / (ns / 1e9):.1f} tok/s")
-    load = _number(stats, "load_duration")
-    if load is not None and load >= 1e8:
-        parts.append(f"load {load / 1e9:.1f} s")
-    prompt = _number(stats, "prompt_eval_count")
+        if secs:
+            parts.append(f"{tokens / secs:.1f} tok/s")
+    load = _number(stats, "load_seconds")
+    if load is not None and load >= 0.1:
+        parts.append(f"load {load:.1f} s")
+    prompt = _number(stats, "input_tokens")
     if prompt is not None:
         parts.append(f"prompt {prompt:.0f} tokens")
-    reason = stats.get("done_reason")
+    reason = stats.get("finish_reason")
     if reason and reason != "stop":
         parts.append(_DONE_REASONS.get(reason, f"stopped: {reason}"))
     return " · ".join(parts)

@@ -1,0 +1,211 @@
+"""One request: sessions, model choice, replay, streaming into a display, structured results.
+
+``ask_async`` is what ``%%llm``, ``%vision``, ``gleitzeit_nb.chat`` and the panels share; the
+caller passes the display (an object with start/add/tick/finish and ``text``) that shows it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+from .. import replay
+from ..core.errors import LLMError, ProviderTimeoutError, StreamError
+from ..core.image_prep import PreparedImage
+from ..core.protocol import LLM_PROTOCOL_V1, validate_params
+from ..core.provider import BackendProvider
+from ..core.requests import chat_request
+from .connections import CONNECTIONS, Connections
+from .replies import Reply
+from .structured import format_for, parse_reply
+
+#: Request options that go to the model (the llm/v1 chat parameters a caller may set).
+GENERATION_KEYS = ("system", "temperature", "max_tokens", "seed", "file_path", "think",
+                   "format", "keep_alive", "num_ctx", "top_k", "top_p", "stop")
+
+
+@dataclass
+class Request:
+    """Everything one reply depends on, gathered from magic options, settings and keywords.
+
+    ``None`` server fields mean "the configured default" (``SETTINGS``).
+    """
+
+    prompt: str
+    model: str | None = None
+    host: str | None = None
+    api: str | None = None
+    api_key_env: str | None = None
+    timeout: float | None = None
+    chunk_timeout: float | None = None
+    deadline: float | None = None
+    session: str | None = None
+    remember: bool = True
+    new: bool = False
+    images: list[PreparedImage] = field(default_factory=list)
+    json: bool = False
+    schema: Any = None
+    options: dict[str, Any] = field(default_factory=dict)
+    partial: str | None = None  # set when the reply broke off: the text that did arrive
+
+    def backend(self, conn: Connections) -> BackendProvider:
+        return conn.backend(self.host, api=self.api, api_key_env=self.api_key_env,
+                            timeout=self.timeout, chunk_timeout=self.chunk_timeout)
+
+
+async def ask_async(req: Request, display: Any = None, conn: Connections = CONNECTIONS) -> Reply:
+    """The request pipeline; ``display`` (None: silent) shows the reply as it streams and gets
+    its ``model`` set once known."""
+    backend = req.backend(conn)
+    capability = "vision" if req.images else "completion"
+    model = req.model or await conn.pick_model(backend, capability)
+    session = conn.sessions.get(req.session)
+    if req.new:
+        session.reset()
+    user: dict[str, Any] = {"role": "user", "content": req.prompt}
+    if req.images:
+        user["images"] = [img.b64 for img in req.images]
+    history = session.request_messages() if req.remember else []
+    params: dict[str, Any] = {"model": model, "messages": history + [user]}
+    params.update({k: v for k, v in req.options.items() if k in GENERATION_KEYS and v is not None})
+    if req.schema is not None:
+        params["format"] = format_for(req.schema)
+    elif req.json:
+        params["format"] = "json"
+    validate_params(LLM_PROTOCOL_V1, "chat", params)
+    request = chat_request("chat", params)
+    request.model = backend.canonical_model(model)
+
+    display = display if display is not None else Silent()
+    display.model = model
+    replayer = replay.current()
+    key = None
+    if replayer.active:
+        key, hit = replayer.find(replay.chat_request_key(backend.kind, request))
+        if hit is not None:
+            return _finish(req, session, user, model, _replayed(hit, model, display))
+    if req.images and req.model:
+        await _warn_if_blind(conn, backend, model)
+    try:
+        reply = await stream_reply(backend, request, display, deadline=req.deadline)
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        req.partial = display.text
+        if req.remember:
+            session.add_turn(user, display.text, interrupted=True, model=model)
+        raise
+    except (StreamError, ProviderTimeoutError) as exc:  # broke off: keep what arrived
+        req.partial = exc.partial
+        if req.remember and (exc.partial or isinstance(exc, StreamError)):
+            session.add_turn(user, exc.partial, interrupted=True, model=model)
+        raise
+    _finish(req, session, user, model, reply)
+    if key is not None:  # after parsing succeeded: a bad reply is never recorded
+        replayer.save(key, text=reply.text, thinking=reply.thinking, stats=reply.stats,
+                      model=reply.model, status=reply.status)
+    return reply
+
+
+async def stream_reply(backend: BackendProvider, request: Any, display: Any, *,
+                       deadline: float | None = None) -> Reply:
+    """Stream a reply into ``display``; on any failure the partial text stays on screen.
+
+    Interrupts and cancellation mark the display interrupted and propagate; errors after the
+    stream began carry the partial text (``StreamError.partial``). ``deadline`` bounds the
+    whole reply in seconds.
+    """
+    display.start()
+    ticker = asyncio.ensure_future(_tick(display)) if getattr(display, "mode", "") == "live" \
+        else None
+    stream = backend.stream_chat(request)
+    try:
+        async with asyncio.timeout(deadline):
+            await stream
+            async for chunk in stream:
+                display.add(chunk.content, chunk.thinking)
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        display.finish(stats=None, status="interrupted")
+        raise
+    except TimeoutError:
+        exc = ProviderTimeoutError(
+            f"The reply from '{request.model}' at {backend.base_url} took longer than the "
+            f"deadline of {deadline} s ({len(stream.text)} characters kept). Raise it with "
+            "deadline= (in a notebook: %config LLMMagics.deadline = …) or ask for less "
+            "(max_tokens).", phase="deadline", url=backend.base_url, partial=stream.text)
+        display.finish(stats=None, status="error", note=str(exc))
+        raise exc from None
+    except LLMError as exc:
+        note = exc.message.split(". ")[0] if isinstance(exc, StreamError) else ""
+        display.finish(stats=None, status="error", note=note or str(exc))
+        raise
+    finally:
+        if ticker is not None:
+            ticker.cancel()
+        await stream.aclose()
+    stats = stream.usage.as_dict()
+    display.finish(stats=stats, status="done")
+    return Reply(stream.text, thinking=stream.thinking, stats=stats, model=stream.model,
+                 status="done")
+
+
+async def _tick(display: Any) -> None:
+    """Age the 'waiting for the model' line; once text flows, show what the throttle held back
+    when the stream pauses (a slow token, a stall) instead of waiting for the next chunk."""
+    while True:
+        await asyncio.sleep(display.min_interval)
+        display.tick()
+
+
+def _finish(req: Request, session: Any, user: dict[str, Any], model: str, reply: Reply) -> Reply:
+    if req.remember:
+        session.add_turn(user, reply.text, model=model)
+    if req.json or req.schema is not None:
+        reply.value = parse_reply(reply.text, req.schema,
+                                  done_reason=reply.stats.get("finish_reason"))
+    return reply
+
+
+async def _warn_if_blind(conn: Connections, backend: BackendProvider, model: str) -> None:
+    """Warn (naming the installed vision models) when ``model`` is known not to see images."""
+    others = await conn.capable_models(backend, model, "vision")
+    if others is not None:
+        hint = (f"models on this server that can: {', '.join(others)}" if others
+                else "this server lists no vision model")
+        warnings.warn(f"'{model}' has no vision capability and may ignore the image; {hint}.",
+                      stacklevel=2)
+
+
+def _replayed(hit: Any, model: str, display: Any) -> Reply:
+    """Show a recorded reply exactly as a live one ends, with its recorded stats."""
+    display.add(hit.text, hit.thinking)
+    display.finish(stats=hit.stats, status="replayed")
+    return Reply(hit.text, thinking=hit.thinking, stats=hit.stats, model=hit.model or model,
+                 status="replayed")
+
+
+class Silent:
+    """A display that shows nothing (``chat(..., display=None)``) but keeps the text."""
+
+    model = ""
+
+    def __init__(self) -> None:
+        self._parts: list[str] = []
+        self._thinking: list[str] = []
+
+    text = property(lambda self: "".join(self._parts))
+    thinking = property(lambda self: "".join(self._thinking))
+
+    def start(self) -> None:
+        pass
+
+    def tick(self) -> None:
+        pass
+
+    def add(self, content: str, thinking: str = "") -> None:
+        self._parts.append(content)
+        if thinking:
+            self._thinking.append(thinking)
+
+    def finish(self, **_: Any) -> None:
+        pass
