@@ -20,7 +20,7 @@ from .providers import OllamaProvider
 
 
 def _pick(infos: list[Any], capability: str, preferred: tuple[str, ...] = ()) -> str | None:
-    names = [i.name for i in infos if capability in i.capabilities]
+    names = [i.name for i in infos if i.can(capability)]
     for p in preferred:
         if p in names:
             return p
@@ -46,15 +46,14 @@ async def _stream(provider: OllamaProvider, method: str, params: dict[str, Any])
     async for chunk in stream:
         out.write(chunk.content)
         out.flush()
-    stats = stream.stats
-    secs = (stats.get("eval_duration") or 0) / 1e9
-    rate = f", {stats['eval_count'] / secs:.0f} tok/s" if secs and stats.get("eval_count") else ""
-    out.write(f"\n  [{stats.get('eval_count')} tokens{rate}, {stats.get('done_reason')}]\n\n")
+    usage = stream.usage
+    rate = f", {usage.tokens_per_second:.0f} tok/s" if usage.tokens_per_second else ""
+    out.write(f"\n  [{usage.output_tokens} tokens{rate}, {usage.finish_reason}]\n\n")
 
 
 async def run(host: str | None) -> int:
     async with OllamaProvider(base_url=host, timeout=300) as provider:
-        infos = await provider.models_info()
+        infos = await provider.list_models()
         chat_model = _pick(infos, "completion", ("llama3.2:latest",))
         vision_model = _pick(infos, "vision", ("llava:latest", "gemma3:latest"))
         embed_model = _pick(infos, "embedding", ("nomic-embed-text:latest",))

@@ -13,6 +13,7 @@ import pytest
 from pydantic import BaseModel
 
 import gleitzeit_nb.batch as batch
+from gleitzeit_nb.app.connections import CONNECTIONS
 from gleitzeit_nb.batch.limiter import AdaptiveLimit, choose_limit
 from gleitzeit_nb.magics.batch_magic import parse_line
 from gleitzeit_nb.batch.progress import Progress
@@ -62,7 +63,7 @@ def test_32_prompts_finish_near_the_ideal_time_in_input_order():
         assert out.complete and not out.errors and len(out.stats) == 32
         # at least the 4 slots (fewer would leave one idle); more only queue in the server
         assert out.concurrency_source == "learned" and 4 <= out.concurrency <= 16
-        assert all(s["eval_count"] == 20 and s["seconds"] > 0 for s in out.stats)
+        assert all(s["output_tokens"] == 20 and s["seconds"] > 0 for s in out.stats)
 
 
 def test_a_failing_row_is_collected(sim4):
@@ -148,10 +149,10 @@ def test_dataframe_with_schema_gives_typed_columns(sim4):
     out = batch.run_batch(df, "Extract the item from: {text} (row {index})", model=MODEL,
                           host=sim4.url, schema=Item, progress=False)
     assert list(out.index) == ["a", "b", "c"]
-    assert list(out.columns) == ["name", "count", "price", "in_stock", "error", "eval_count",
+    assert list(out.columns) == ["name", "count", "price", "in_stock", "error", "output_tokens",
                                  "seconds"]
     assert str(out["count"].dtype) == "int64" and str(out["price"].dtype) == "float64"
-    assert str(out["in_stock"].dtype) == "bool" and str(out["eval_count"].dtype) == "int64"
+    assert str(out["in_stock"].dtype) == "bool" and str(out["output_tokens"].dtype) == "int64"
     assert out["error"].isna().all()
     assert sorted(chats(sim4)) == [f"Extract the item from: {t} (row {i})"
                                    for t, i in (("apples", "a"), ("pears", "b"), ("plums", "c"))]
@@ -240,9 +241,14 @@ def test_concurrency_sources_and_the_cap(monkeypatch, caplog):
         sim.reset()
         monkeypatch.setenv("OLLAMA_NUM_PARALLEL", "2")
         out = batch.run_batch(prompts[:8], model=MODEL, host=sim.url, progress=False)
-        assert (out.concurrency, out.concurrency_source) == (2, "OLLAMA_NUM_PARALLEL")
+        assert (out.concurrency, out.concurrency_source) == (2, "server slots")
         assert sim.max_active == 2
-        assert choose_limit(None, ["http://example.com:11434"]).source == "learned"
+        remote = CONNECTIONS.backend("http://example.com:11434")
+        assert asyncio.run(remote.capacity_hint()) is None  # the variable is this machine's
+        assert choose_limit(None, [None]).source == "learned"
+        assert choose_limit(None, [4, None]).source == "learned"
+        assert (choose_limit(None, [4, 2]).limit, choose_limit(None, [4, 2]).source) == \
+            (6, "server slots")
 
         sim.reset()
         monkeypatch.delenv("OLLAMA_NUM_PARALLEL")

@@ -91,7 +91,7 @@ def test_magic_cell_form_with_schema_and_result_as_output(kernel, sim):
                     "'Classify: {text}')")
     assert ex.status == "ok", ex.error
     html = ex.of_type("execute_result")[0]["content"]["data"]["text/html"]
-    assert "label" in html and "score" in html and "eval_count" in html
+    assert "label" in html and "score" in html and "output_tokens" in html
     assert sorted(chats(sim)) == ["Classify: a", "Classify: b"]
     bad = kernel.run("llm_batch_magic(get_ipython(), 'nothere -o x')")
     assert "UsageError: 'nothere' is not defined in the notebook" in bad.stderr

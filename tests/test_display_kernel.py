@@ -28,7 +28,7 @@ for w in words:
     d.add(w)
     time.sleep(0.002)
 duration = time.monotonic() - t0
-d.finish(stats={{"eval_count": 300, "eval_duration": 3 * 10**9, "prompt_eval_count": 9}})
+d.finish(stats={{"output_tokens": 300, "generation_seconds": 3.0, "input_tokens": 9}})
 print(json.dumps({{"duration": duration, "sent": d.updates_sent, "bytes": d.bytes_sent}}))
 """
 
@@ -156,7 +156,7 @@ def test_terminal_writes_deltas_then_the_footer(capsys):
     assert capsys.readouterr().out == "Hel"
     d.add("lo")
     assert capsys.readouterr().out == "lo"
-    d.finish(stats={"eval_count": 2, "eval_duration": 10**8, "done_reason": "length"})
+    d.finish(stats={"output_tokens": 2, "generation_seconds": 0.1, "finish_reason": "length"})
     assert capsys.readouterr().out == "\n[m · 2 tokens · 20.0 tok/s · stopped: length limit (raise max_tokens)]\n"
     assert d.text == "Hello" and d.thinking == "pondering" and d.updates_sent == 0
 

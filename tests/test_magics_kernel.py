@@ -95,7 +95,7 @@ def test_undefined_name_is_a_clear_error(kernel, sim):
 def test_options_reach_the_request(kernel, sim):
     kernel.run("%%llm -t 0.4 --max-tokens 9 --seed 5 --system 'Be brief.' -m qwen3\nHi")
     body = chats(sim)[-1]
-    assert body["model"] == "qwen3" and body["options"] == {"temperature": 0.4, "num_predict": 9, "seed": 5}
+    assert body["model"] == "qwen3:latest" and body["options"] == {"temperature": 0.4, "num_predict": 9, "seed": 5}
     assert body["messages"][0] == {"role": "system", "content": "Be brief."}
     kernel.run("%config LLMMagics.temperature = 0.1\n%config LLMMagics.max_tokens = 20")
     kernel.run("%llm What's up?")  # an apostrophe in a line prompt
@@ -204,16 +204,13 @@ def test_errors_are_readable(kernel, sim, dead_url):
 
 def test_out_var_keeps_the_text_of_a_stalled_stream(kernel, sim):
     sim.inject("stall_after", after=4, seconds=3)
-    # a short gap allowed between chunks (there is no magic setting for it)
-    kernel.run("import dataclasses, gleitzeit_nb.app.connections as C\n"
-               "p = C.CONNECTIONS.provider(None, 120.0)\n"
-               "p._transport.timeouts = dataclasses.replace(p._transport.timeouts, chunk=0.5)\n"
-               "stalled = None")
+    kernel.run("%config LLMMagics.chunk_timeout = 0.5\nstalled = None")
     try:
         ex = kernel.run("%%llm -o stalled\nhi [[tokens=50]]")
     finally:
-        kernel.run("p._transport.timeouts = dataclasses.replace(p._transport.timeouts, chunk=60)")
+        kernel.run("%config LLMMagics.chunk_timeout = 60.0")
     assert ex.error["ename"] == "ProviderTimeoutError"
+    assert "%config LLMMagics.chunk_timeout" in "".join(ex.error["traceback"])
     assert len(kernel.value("stalled").split()) == 4
 
 
@@ -288,7 +285,7 @@ def test_other_interrupts_keep_their_traceback(kernel):
 
 def test_python_twin(kernel, sim):
     ex = kernel.run("import gleitzeit_nb\nr = gleitzeit_nb.chat('Hello [[tokens=7]]', model='llama3.2')\n"
-                    "print(len(r.split()), r.stats['eval_count'], type(r).__name__)\nr")
+                    "print(len(r.split()), r.usage.output_tokens, type(r).__name__)\nr")
     assert ex.stdout.strip() == "7 7 Reply"
     assert "text/markdown" in ex.of_type("execute_result")[0]["content"]["data"]
 
@@ -311,9 +308,11 @@ def test_llm_chat_shows_a_panel_sharing_the_session(kernel, sim):
 def test_llm_chat_takes_the_magics_settings(kernel, sim):
     kernel.run("%config LLMMagics.timeout = 42.0\n%config LLMMagics.max_tokens = 5")
     try:
-        ex = kernel.run("p = %llm_chat\nr = await p.send('Hi [[tokens=50]]')\nprint(p.timeout)")
+        ex = kernel.run("p = %llm_chat\nr = await p.send('Hi [[tokens=50]]')\n"
+                        "import gleitzeit_nb.app.connections as C\n"
+                        "print(p.timeout, C.CONNECTIONS.backend(p.host).timeout)")
         assert ex.status == "ok", ex.error
-        assert ex.stdout.strip() == "42.0"
+        assert ex.stdout.strip() == "None 42.0"  # the panel uses the setting
         assert chats(sim)[-1]["options"]["num_predict"] == 5
     finally:
         kernel.run("%config LLMMagics.timeout = 120.0\n%config LLMMagics.max_tokens = None")

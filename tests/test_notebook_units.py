@@ -74,7 +74,7 @@ def test_chat_from_a_script_streams_to_terminal(sim):
     code = ("import gleitzeit_nb\n"
             f"r = gleitzeit_nb.chat('Hi [[tokens=6]]', model='llama3.2', host={sim.url!r}, display='terminal')\n"
             "r2 = gleitzeit_nb.chat('And again?', model='llama3.2', host=" + repr(sim.url) + ")\n"
-            "print('|', len(r.split()), r.stats['eval_count'], len(r2) > 0)\n")
+            "print('|', len(r.split()), r.usage.output_tokens, len(r2) > 0)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     lines = out.stdout.strip().splitlines()

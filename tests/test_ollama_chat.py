@@ -13,11 +13,12 @@ from .conftest import chat_params, generation_requests
 
 async def test_handle_request_result_keys(provider, sim):
     result = await provider.handle_request("chat", chat_params("Say hello", max_tokens=12))
-    assert set(result) >= {"response", "model", "total_duration", "tokens_used", "done_reason",
-                           "prompt_eval_count", "eval_count", "eval_duration", "load_duration"}
+    assert set(result) >= {"response", "model", "tokens_used", "finish_reason", "usage"}
     assert result["response"] and result["model"] == "llama3.2:latest"
-    assert result["tokens_used"] == result["eval_count"] == 12
-    assert result["done_reason"] == "length"
+    usage = result["usage"]
+    assert result["tokens_used"] == usage["output_tokens"] == 12
+    assert result["finish_reason"] == usage["finish_reason"] == "length"
+    assert usage["input_tokens"] > 0 and usage["generation_seconds"] > 0
     assert "thinking" not in result
 
 
@@ -46,13 +47,19 @@ async def test_request_body_options(provider, sim):
     assert messages == [{"role": "user", "content": "Q"}]  # the caller's list is untouched
 
 
-def test_build_options_guide_example():
-    provider = OllamaProvider(base_url="http://127.0.0.1:1")
+def test_ollama_options_from_a_request():
+    from gleitzeit_nb.core.requests import chat_request
+    from gleitzeit_nb.providers.ollama.payload import build_options
+
     params = {"temperature": 0.7, "top_k": 40, "top_p": 0.9, "repeat_penalty": 1.1, "seed": 3,
-              "num_ctx": 8192, "model": "x", "messages": []}
-    assert provider._build_options(params) == {"temperature": 0.7, "top_k": 40, "top_p": 0.9,
-                                               "repeat_penalty": 1.1, "seed": 3, "num_ctx": 8192}
-    assert provider._build_options({"max_tokens": 9}) == {"num_predict": 9}
+              "num_ctx": 8192, "model": "x", "messages": [{"role": "user", "content": "q"}]}
+    assert build_options(chat_request("chat", params)) == {
+        "temperature": 0.7, "top_k": 40, "top_p": 0.9, "repeat_penalty": 1.1, "seed": 3,
+        "num_ctx": 8192}
+    assert build_options(chat_request("chat", {**params, "max_tokens": 9, "temperature": None,
+                                               "top_k": None, "top_p": None, "seed": None,
+                                               "repeat_penalty": None, "num_ctx": None})) == {
+        "num_predict": 9}
 
 
 async def test_stream_chunks_and_stats(provider, sim):
@@ -61,9 +68,10 @@ async def test_stream_chunks_and_stats(provider, sim):
     assert len(chunks) == 31 and chunks[-1].done and not any(c.done for c in chunks[:-1])
     text = "".join(c.content for c in chunks)
     assert text == stream.text and len(text.split()) == 30
-    stats = chunks[-1].stats
-    assert stats["eval_count"] == 30 and stats["done_reason"] == "stop"
-    assert stats["prompt_eval_count"] > 0 and stats["eval_duration"] > 0
+    usage = chunks[-1].usage
+    assert usage is stream.usage
+    assert usage.output_tokens == 30 and usage.finish_reason == "stop"
+    assert usage.input_tokens > 0 and usage.generation_seconds > 0
     nonstream = await provider.handle_request("chat", chat_params("count [[tokens=30]]"))
     assert nonstream["response"] == text  # the same reply on both paths
 
@@ -116,14 +124,15 @@ async def test_embed(provider, sim):
 
 
 async def test_models(provider, sim):
-    names = await provider.list_models()
-    assert "llama3.2:latest" in names and "llava:latest" in names
+    infos = {i.name: i for i in await provider.list_models()}
+    assert "llama3.2:latest" in infos and infos["llava:latest"].can("vision")
+    assert infos["llama3.2:latest"].can("vision") is False
     show = await provider.show_model("llava:latest")
     assert "vision" in show["capabilities"]
     await provider.handle_request("chat", chat_params())
     running = await provider.running_models()
     assert [m["name"] for m in running] == ["llama3.2:latest"]
-    infos = {i.name: i for i in await provider.models_info()}
+    infos = {i.name: i for i in await provider.list_models()}
     assert infos["llama3.2:latest"].loaded and not infos["llava:latest"].loaded
     assert "vision" in infos["llava:latest"].capabilities
     assert "embedding" in infos["nomic-embed-text:latest"].capabilities

@@ -150,15 +150,6 @@ async def test_slow_model_load_within_first_byte_timeout(sim):
         assert (await provider.handle_request("chat", chat_params()))["response"]
 
 
-async def test_guide_retry_helper(provider, sim):
-    sim.inject("mid_stream_error", after=1, message="boom", count=1)
-    with pytest.raises(StreamError):  # not retryable: output had started
-        await provider._retry_request("chat", chat_params(), max_retries=3)
-    sim.inject("http_error", status=503, message="busy", count=4)  # beyond the transport's 2 retries
-    result = await provider._retry_request("chat", chat_params(), max_retries=3)
-    assert result["response"]
-
-
 async def test_no_raw_httpx_names_in_messages(dead_url, sim):
     sim.inject("drop", after=1)
     async with OllamaProvider(base_url=sim.url) as provider:

@@ -275,7 +275,7 @@ def test_fuzz_against_jupyterlabs_marked_finds_no_live_html(tmp_path):
     docs = ["".join(rng.choice(payloads) if rng.random() < 0.25 else rng.choice(pieces)
                     for _ in range(rng.randint(3, 30))) for _ in range(4000)]
     mds = [escape_html(d) for d in docs[:3000]] + [  # and whole bundles: thinking, mark, footer
-        reply_bundle(d, docs[i - 1], model=docs[i - 2][:20], stats={"done_reason": docs[i - 3][:9]}, note=docs[i - 4],
+        reply_bundle(d, docs[i - 1], model=docs[i - 2][:20], stats={"finish_reason": docs[i - 3][:9]}, note=docs[i - 4],
                      status=("streaming", "done", "interrupted", "error")[i % 4])["text/markdown"]
         for i, d in enumerate(docs[3000:])]
     views, maths = [], []
@@ -311,8 +311,8 @@ def test_adversarial_inputs_finish_and_stay_inert(make):
 
 
 # --- bundles ------------------------------------------------------------------------------------
-STATS = {"eval_count": 52, "eval_duration": 1_300_000_000, "prompt_eval_count": 26,
-         "load_duration": 2_100_000_000, "total_duration": 4_000_000_000, "done_reason": "stop"}
+STATS = {"output_tokens": 52, "generation_seconds": 1.3, "input_tokens": 26, "load_seconds": 2.1,
+         "prompt_seconds": 0.2, "total_seconds": 4.0, "finish_reason": "stop"}
 
 
 def test_text_plain_is_the_reply_itself():
@@ -342,11 +342,11 @@ def test_streaming_thinking_shows_only_its_tail():
 
 @pytest.mark.parametrize("stats, expected", [
     (STATS, "52 tokens · 40.0 tok/s · load 2.1 s · prompt 26 tokens"),
-    ({**STATS, "load_duration": 50_000_000}, "52 tokens · 40.0 tok/s · prompt 26 tokens"),
-    ({**STATS, "done_reason": "length"}, "· stopped: length limit (raise max_tokens)"),
-    ({"done_reason": "load"}, "model loaded, nothing generated"),
-    ({"done_reason": "unload"}, "model unloaded"),
-    ({"eval_count": 3, "eval_duration": None, "prompt_eval_count": None}, "3 tokens"),
+    ({**STATS, "load_seconds": 0.05}, "52 tokens · 40.0 tok/s · prompt 26 tokens"),
+    ({**STATS, "finish_reason": "length"}, "· stopped: length limit (raise max_tokens)"),
+    ({"finish_reason": "load"}, "model loaded, nothing generated"),
+    ({"finish_reason": "unload"}, "model unloaded"),
+    ({"output_tokens": 3, "generation_seconds": None, "input_tokens": None}, "3 tokens"),
     (None, ""), ({}, "")])
 def test_stats_line(stats, expected):
     line = stats_line(stats)
@@ -354,7 +354,7 @@ def test_stats_line(stats, expected):
 
 
 def test_footer_and_show_stats():
-    md = reply_bundle("x", model="qwen3:8b", stats={**STATS, "done_reason": "length"}, status="done")["text/markdown"]
+    md = reply_bundle("x", model="qwen3:8b", stats={**STATS, "finish_reason": "length"}, status="done")["text/markdown"]
     assert md.endswith("<sub>qwen3:8b · 52 tokens · 40.0 tok/s · load 2.1 s · prompt 26 tokens · "
                        "stopped: length limit (raise max&#95;tokens)</sub>")
     assert "<sub>" not in reply_bundle("x", model="m", stats=STATS, status="done", show_stats=False)["text/markdown"]

@@ -30,11 +30,11 @@ def _writer(path: str, worker: int, n: int, barrier, errors) -> None:
         barrier.wait(timeout=60)
         for i in range(n):
             req = _worker_request(worker, i)
-            key = rp.key(**req)
-            if rp.lookup(**req, key=key) is not None:
+            key, hit = rp.find(req)
+            if hit is not None:
                 raise AssertionError("unexpected hit")
             rp.save(key, text=f"answer {worker}/{i}", status="done", model="llama3.2:latest",
-                    stats={"eval_count": i, "done_reason": "stop"})
+                    stats={"output_tokens": i, "finish_reason": "stop"})
         rp.close()
     except BaseException as exc:
         errors.put(f"worker {worker}: {exc!r}")
@@ -55,8 +55,8 @@ def test_four_processes_write_800_records_concurrently(tmp_path):
     assert replay.store.count() == 800
     for w in range(4):
         for i in range(200):
-            hit = replay.lookup(**_worker_request(w, i))
-            assert (hit.text, hit.stats["eval_count"]) == (f"answer {w}/{i}", i)
+            hit = replay.lookup(_worker_request(w, i))
+            assert (hit.text, hit.stats["output_tokens"]) == (f"answer {w}/{i}", i)
 
 
 # --- SIGKILL mid-write -----------------------------------------------------------------------
