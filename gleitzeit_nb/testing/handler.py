@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from urllib.parse import urlsplit
 
 from . import endpoints
-from .generation import handle_generation
+from .ollama_api import NDJSON, handle_generation
 from .wire import ClientGone, ServerStopping, Wire
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -20,7 +20,6 @@ if TYPE_CHECKING:  # pragma: no cover
 logger = logging.getLogger(__name__)
 
 _JSON = "application/json; charset=utf-8"
-_NDJSON = "application/x-ndjson"
 
 _ROUTES: dict[tuple[str, str], Callable[..., Any]] = {
     ("GET", "/api/version"): endpoints.version,
@@ -100,10 +99,10 @@ class SimHandler(BaseHTTPRequestHandler):
         data = json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
         self.send_bytes(status, data)
 
-    def start_stream(self) -> None:
-        """Headers of a chunked NDJSON response."""
+    def start_stream(self, content_type: str = NDJSON) -> None:
+        """Headers of a chunked streamed response."""
         self.send_response(200)
-        self.send_header("Content-Type", _NDJSON)
+        self.send_header("Content-Type", content_type)
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
 
