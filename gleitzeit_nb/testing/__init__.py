@@ -1,11 +1,14 @@
-"""An offline, deterministic Ollama-compatible server for tests, CI,
-benchmarks and machines without a GPU.
+"""An offline, deterministic Ollama-compatible server (that also serves the
+OpenAI API under ``/v1``) for tests, CI, benchmarks and machines without a GPU.
 
     from gleitzeit_nb.testing import OllamaSimulator
 
     with OllamaSimulator(token_delay=0.01) as sim:
         client = ollama.Client(host=sim.url)
         client.chat(model="llama3.2", messages=[{"role": "user", "content": "hi"}])
+
+    with OllamaSimulator(api_key="sk-test") as sim:
+        openai.OpenAI(base_url=sim.url + "/v1", api_key="sk-test").chat.completions.create(...)
 
 Run standalone with ``python -m gleitzeit_nb.testing --port 11434``.
 """

@@ -1,5 +1,5 @@
 """CLI: ``python -m gleitzeit_nb.testing [--host H] [--port P] [--token-delay S]
-[--parallel N] [--load-delay S]`` serves until Ctrl+C or SIGTERM."""
+[--parallel N] [--load-delay S] [--api-key KEY]`` serves until Ctrl+C or SIGTERM."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from .server import OllamaSimulator
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the simulator in the foreground."""
     parser = argparse.ArgumentParser(prog="python -m gleitzeit_nb.testing",
-                                     description="Serve a simulated Ollama API.")
+                                     description="Serve a simulated Ollama API "
+                                                 "(and the OpenAI API under /v1).")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=11434, help="0 picks a free port")
     parser.add_argument("--token-delay", type=float, default=0.02,
@@ -24,6 +25,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="max simultaneous generations (default unlimited)")
     parser.add_argument("--load-delay", type=float, default=0.0,
                         help="seconds a model takes to load on first use")
+    parser.add_argument("--api-key", default=None,
+                        help="require 'Authorization: Bearer KEY' on the /v1 routes")
     parser.add_argument("--model", action="append", dest="models", metavar="NAME",
                         help="serve this model (repeatable; default: the built-in set)")
     args = parser.parse_args(argv)
@@ -33,7 +36,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         signal.signal(signum, lambda *_: done.set())
     sim = OllamaSimulator(host=args.host, port=args.port, models=args.models,
                           token_delay=args.token_delay, parallel=args.parallel,
-                          load_delay=args.load_delay)
+                          load_delay=args.load_delay, api_key=args.api_key)
     try:
         sim.start()
     except OSError as exc:

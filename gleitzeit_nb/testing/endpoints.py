@@ -63,7 +63,7 @@ def ps(h: SimHandler, body: Any) -> Reply:
     return 200, {"models": models}
 
 
-def _use_model(h: SimHandler, name: str, keep_alive: float | None) -> None:
+def use_model(h: SimHandler, name: str, keep_alive: float | None) -> None:
     """Load the model (honouring load_delay) and apply keep_alive."""
     residency = h.sim.residency
     if keep_alive != 0 and not residency.is_loaded(name):
@@ -105,7 +105,7 @@ def embed(h: SimHandler, body: dict[str, Any]) -> Reply:
     counts = [max(1, len(t.split())) for t in texts]
     if body.get("truncate") is False and any(c > spec.context_length for c in counts):
         return 400, {"error": "input exceeds maximum context length"}
-    _use_model(h, spec.name, keep_alive)
+    use_model(h, spec.name, keep_alive)
     vectors = [embed_text(t, spec.embedding_length) for t in texts]
     if dims:
         vectors = [truncate_dimensions(v, dims) for v in vectors]
@@ -124,5 +124,5 @@ def embeddings(h: SimHandler, body: dict[str, Any]) -> Reply:
         keep_alive = parse_keep_alive(body.get("keep_alive"))
     except ValueError as exc:
         return 400, {"error": str(exc)}
-    _use_model(h, spec.name, keep_alive)
+    use_model(h, spec.name, keep_alive)
     return 200, {"embedding": embed_text(prompt, spec.embedding_length) if prompt else []}

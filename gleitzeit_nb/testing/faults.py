@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 #: Paths a fault with ``path=None`` applies to.
-GENERATION_PATHS = ("/api/chat", "/api/generate")
+GENERATION_PATHS = ("/api/chat", "/api/generate", "/v1/chat/completions")
 
 #: Every fault kind with its keyword parameters and their defaults.
 FAULT_KINDS: dict[str, dict[str, Any]] = {

@@ -1,50 +1,39 @@
-"""``/api/chat`` and ``/api/generate``: request validation, the parallel
-gate, model loading, and streaming the planned reply (with faults)."""
+"""The generation engine shared by both API families: the validated request,
+the parallel gate, model loading, and sending the planned reply streamed or
+whole with pacing and faults. How a reply is framed (Ollama's NDJSON,
+OpenAI's SSE) is up to a ``Framing`` from ``ollama_api`` / ``openai_api``."""
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Protocol
 
-from .endpoints import LOAD_DURATION_NS, not_found_message
 from .faults import TERMINAL_KINDS, Fault
 from .images import ImageError, ImageInfo, inspect_image
 from .models import ModelSpec
-from .replies import ReplyPlan, plan_reply, prompt_token_count
-from .scheduling import parse_keep_alive
+from .replies import ReplyPlan, plan_reply
 from .wire import ClientGone, ServerStopping
 
 if TYPE_CHECKING:  # pragma: no cover
     from .handler import SimHandler
 
-#: Simulated cost per generated / prompt token (ns), so stats are reproducible.
-EVAL_NS_PER_TOKEN = 20_000_000
-PROMPT_NS_PER_TOKEN = 500_000
-_OVERHEAD_NS = 1_000_000
 _COALESCE_BYTES = 64 * 1024
-_THINK_LEVELS = ("low", "medium", "high")
-
-
-def _line(obj: Any) -> bytes:
-    """One compact NDJSON line, like Ollama's encoder."""
-    return (json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
 
 
 class RequestError(Exception):
-    """A 4xx answer: ``status`` and Ollama-style ``message``."""
+    """A 4xx answer: ``status``, a message and (OpenAI shape only) a ``code``."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, code: Any = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.code = code
 
 
 @dataclass
 class GenRequest:
-    """A validated chat/generate request."""
+    """A validated generation request (``kind`` "chat" or "generate")."""
 
     kind: str
     name: str
@@ -59,166 +48,47 @@ class GenRequest:
     is_load: bool = False
 
 
-_ts_cache: list[Any] = [0, ""]
+def inspect_images(req: GenRequest) -> None:
+    """Decode every message's ``images`` (base64), note their digests for the
+    reply seed and describe the last user message's; raise RequestError(400)."""
+    for msg in req.messages:
+        try:
+            infos = [inspect_image(img) for img in msg["images"]]
+        except ImageError as exc:
+            raise RequestError(400, str(exc)) from None
+        msg["_image_digest"] = ",".join(i.digest for i in infos) or None
+        if msg["role"] == "user":
+            req.images = infos
 
 
-def created_at() -> str:
-    """RFC 3339 UTC timestamp (cached per millisecond)."""
-    now = time.time()
-    if int(now * 1000) != _ts_cache[0]:
-        stamp = datetime.fromtimestamp(now, timezone.utc).isoformat().replace("+00:00", "Z")
-        _ts_cache[:] = [int(now * 1000), stamp]
-    return _ts_cache[1]
+class Framing(Protocol):
+    """How one API family frames a reply; each method returns wire bytes or a JSON body."""
 
+    content_type: str
 
-def _parse_think(value: Any) -> bool:
-    if value is None or isinstance(value, bool):
-        return bool(value)
-    if isinstance(value, str) and value in _THINK_LEVELS + ("true", "false", ""):
-        return value not in ("false", "")
-    raise RequestError(400, f'invalid think value: {json.dumps(value)} '
-                            '(must be "high", "medium", "low", true, or false)')
-
-
-def _messages(kind: str, body: dict[str, Any]) -> list[dict[str, Any]]:
-    if kind == "generate":
-        prompt, system = body.get("prompt") or "", body.get("system") or ""
-        if not isinstance(prompt, str) or not isinstance(system, str):
-            raise RequestError(400, "json: cannot unmarshal into Go struct field of type string")
-        msgs = [{"role": "system", "content": system, "images": []}] if system else []
-        if prompt or body.get("images"):
-            msgs.append({"role": "user", "content": prompt, "images": body.get("images") or []})
-        out = msgs
-    else:
-        out = _chat_messages(body)
-    for msg in out:
-        if not isinstance(msg["images"], list):
-            raise RequestError(400, "json: cannot unmarshal string into Go struct field "
-                                    "Message.messages.images of type []api.ImageData")
-    return out
-
-
-def _chat_messages(body: dict[str, Any]) -> list[dict[str, Any]]:
-    raw = body.get("messages") or []
-    if not isinstance(raw, list) or not all(isinstance(m, dict) for m in raw):
-        raise RequestError(400, "json: cannot unmarshal into Go struct field "
-                                "ChatRequest.messages of type []api.Message")
-    out = []
-    for msg in raw:
-        content = msg.get("content") or ""
-        if not isinstance(content, str):
-            raise RequestError(400, "json: cannot unmarshal into Go struct field "
-                                    "Message.messages.content of type string")
-        out.append({"role": str(msg.get("role") or "user"), "content": content,
-                    "images": msg.get("images") or []})
-    return out
-
-
-def validate(sim: Any, kind: str, body: dict[str, Any]) -> GenRequest:
-    """Check a chat/generate body the way Ollama does; raise RequestError."""
-    name = body.get("model")
-    if not name or not isinstance(name, str):
-        raise RequestError(400, "model is required")
-    spec = sim.catalog.get(name)
-    if spec is None:
-        raise RequestError(404, not_found_message(name))
-    if not spec.has("completion"):
-        raise RequestError(400, f'"{name}" does not support {kind}')
-    think = _parse_think(body.get("think"))
-    if think and not spec.has("thinking"):
-        raise RequestError(400, f'"{name}" does not support thinking')
-    if body.get("tools") and not spec.has("tools"):
-        raise RequestError(400, f'"{name}" does not support tools')
-    options = body.get("options") or {}
-    if not isinstance(options, dict):
-        raise RequestError(400, "json: cannot unmarshal options into map[string]interface {}")
-    fmt = body.get("format") or None
-    if fmt is not None and fmt != "json" and not isinstance(fmt, dict):
-        raise RequestError(400, 'invalid format: expected "json" or a valid JSON schema')
-    try:
-        keep_alive = parse_keep_alive(body.get("keep_alive"))
-    except ValueError as exc:
-        raise RequestError(400, str(exc)) from None
-    stream = body.get("stream")
-    messages = _messages(kind, body)
-    req = GenRequest(kind, name, spec, messages, options, think, fmt,
-                     True if stream is None else bool(stream), keep_alive,
-                     is_load=not messages or (kind == "generate" and messages[-1]["role"] != "user"))
-    if any(m["images"] for m in messages):
-        if not spec.has("vision"):
-            raise RequestError(400, "model does not support images: "
-                                    f'"{name}" lacks the vision capability')
-        for msg in messages:
-            try:
-                infos = [inspect_image(img) for img in msg["images"]]
-            except ImageError as exc:
-                raise RequestError(400, str(exc)) from None
-            msg["_image_digest"] = ",".join(i.digest for i in infos) or None
-            if msg["role"] == "user":
-                req.images = infos
-    return req
-
-
-def _stats(plan: ReplyPlan, req: GenRequest) -> dict[str, Any]:
-    prompt_count = prompt_token_count(req.messages)
-    prompt_ns = prompt_count * PROMPT_NS_PER_TOKEN
-    eval_ns = plan.eval_count * EVAL_NS_PER_TOKEN
-    return {
-        "done_reason": plan.done_reason,
-        "done": True,
-        "total_duration": LOAD_DURATION_NS + prompt_ns + eval_ns + _OVERHEAD_NS,
-        "load_duration": LOAD_DURATION_NS,
-        "prompt_eval_count": prompt_count,
-        "prompt_eval_duration": prompt_ns,
-        "eval_count": plan.eval_count,
-        "eval_duration": eval_ns,
-    }
-
-
-class LineMaker:
-    """Builds the NDJSON lines of one streamed response."""
-
-    def __init__(self, req: GenRequest) -> None:
-        self.req = req
-        self.model = json.dumps(req.name, ensure_ascii=False)
-
-    def _head(self) -> str:
-        return f'{{"model":{self.model},"created_at":"{created_at()}",'
+    def opening(self) -> bytes:
+        """Sent right after the stream's headers (b"" for none)."""
 
     def delta(self, kind: str, text: str) -> bytes:
-        """A ``done: false`` chunk carrying a content or thinking delta."""
-        d = json.dumps(text, ensure_ascii=False)
-        if self.req.kind == "chat":
-            body = (f'"message":{{"role":"assistant","content":{d}}}' if kind == "content" else
-                    f'"message":{{"role":"assistant","content":"","thinking":{d}}}')
-        else:
-            body = f'"response":{d}' if kind == "content" else f'"response":"","thinking":{d}'
-        return f'{self._head()}{body},"done":false}}\n'.encode()
+        """A "content" or "thinking" delta."""
 
     def tool_calls(self, calls: list[dict[str, Any]]) -> bytes:
-        """A chat chunk carrying ``message.tool_calls``."""
-        obj = {"model": self.req.name, "created_at": created_at(),
-               "message": {"role": "assistant", "content": "", "tool_calls": calls},
-               "done": False}
-        return _line(obj)
+        """The reply's tool calls."""
 
-    def final(self, plan: ReplyPlan, whole: bool = False) -> dict[str, Any]:
-        """The ``done: true`` object; ``whole`` includes the full text (stream=false)."""
-        obj: dict[str, Any] = {"model": self.req.name, "created_at": created_at()}
-        text = plan.text if whole else ""
-        if self.req.kind == "chat":
-            message: dict[str, Any] = {"role": "assistant", "content": text}
-            if whole and plan.thinking:
-                message["thinking"] = plan.thinking_text
-            if whole and plan.tool_calls:
-                message["tool_calls"] = plan.tool_calls
-            obj["message"] = message
-        else:
-            obj["response"] = text
-            if whole and plan.thinking:
-                obj["thinking"] = plan.thinking_text
-        obj.update(_stats(plan, self.req))
-        return obj
+    def final(self, plan: ReplyPlan) -> bytes:
+        """Everything after the last delta (stats, finish reason, terminator)."""
+
+    def error_event(self, message: str) -> bytes:
+        """An in-stream error (``mid_stream_error``)."""
+
+    def malformed(self, stream: bool) -> bytes:
+        """A cut-off line (stream) or body (whole reply) for ``malformed_line``."""
+
+    def whole(self, plan: ReplyPlan) -> Any:
+        """The JSON body of a non-streamed reply."""
+
+    def error_body(self, message: str) -> Any:
+        """The JSON body of a 500 answer (``mid_stream_error`` without streaming)."""
 
 
 def _terminal(faults: dict[str, Fault]) -> Fault | None:
@@ -226,38 +96,44 @@ def _terminal(faults: dict[str, Fault]) -> Fault | None:
     return min(present, key=lambda f: int(f.after)) if present else None
 
 
-def _finish_with_fault(h: SimHandler, fault: Fault, req: GenRequest) -> None:
+def _finish_with_fault(h: SimHandler, fault: Fault, framing: Framing) -> None:
     if fault.kind == "drop":
         h.wire.abort()
         h.close_connection = True
-    elif fault.kind == "mid_stream_error":
-        h.wire.send_chunk(_line({"error": fault.message}))
-        h.wire.end_chunks()
+        return
+    if fault.kind == "mid_stream_error":
+        h.wire.send_chunk(framing.error_event(str(fault.message)))
     else:
-        h.wire.send_chunk(f'{{"model": {json.dumps(req.name)}, "mess\n'.encode())
-        h.wire.end_chunks()
+        h.wire.send_chunk(framing.malformed(True))
+    h.wire.end_chunks()
 
 
-def stream_reply(h: SimHandler, req: GenRequest, plan: ReplyPlan,
+def _token_delay(h: SimHandler, faults: dict[str, Fault]) -> float:
+    return float(faults["slow"].token_delay) if "slow" in faults else float(h.sim.token_delay)
+
+
+def stream_reply(h: SimHandler, req: GenRequest, plan: ReplyPlan, framing: Framing,
                  faults: dict[str, Fault], finish: Callable[[], None]) -> None:
-    """Send ``plan`` as chunked NDJSON, applying pacing and stream faults.
+    """Send ``plan`` as a chunked stream, applying pacing and stream faults.
 
-    ``finish()`` frees the generation slot; it is called before the last write
-    so ``active``/``ps`` are up to date once the client has the whole reply."""
-    wire, lines = h.wire, LineMaker(req)
+    A fault's ``after`` counts deltas (not the opening). ``finish()`` frees the
+    generation slot; it is called before the last write so ``active``/``ps``
+    are up to date once the client has the whole reply."""
+    wire = h.wire
     events: list[tuple[str, Any]] = [("thinking", t) for t in plan.thinking]
     events += [("content", t) for t in plan.content]
     if plan.tool_calls and req.kind == "chat":
         events.append(("tools", plan.tool_calls))
     body_count = len(events)
     events.append(("final", None))
-    delay = float(faults["slow"].token_delay) if "slow" in faults else float(h.sim.token_delay)
+    delay = _token_delay(h, faults)
     stall = faults.get("stall_after")
     stall_at = min(int(stall.after), body_count) if stall else -1
     terminal = _terminal(faults)
     term_at = min(int(terminal.after), body_count) if terminal else -1
     throttled = delay > 0 or stall is not None
-    pending: list[bytes] = []
+    opening = framing.opening()
+    pending: list[bytes] = [opening] if opening else []
     size = 0
 
     def flush() -> None:
@@ -268,7 +144,9 @@ def stream_reply(h: SimHandler, req: GenRequest, plan: ReplyPlan,
             pending.clear()
             size = 0
 
-    h.start_stream()
+    h.start_stream(framing.content_type)
+    if throttled:
+        flush()
     start = time.monotonic()
     for i, (kind, payload) in enumerate(events):
         if i == stall_at:
@@ -278,17 +156,17 @@ def stream_reply(h: SimHandler, req: GenRequest, plan: ReplyPlan,
         if i == term_at:
             flush()
             finish()
-            _finish_with_fault(h, terminal, req)
+            _finish_with_fault(h, terminal, framing)
             return
         if delay > 0 and 0 < i < body_count:
             wire.wait_until(start + i * delay)
         if kind == "final":
             finish()
-            line = _line(lines.final(plan))
+            line = framing.final(plan)
         elif kind == "tools":
-            line = lines.tool_calls(payload)
+            line = framing.tool_calls(payload)
         else:
-            line = lines.delta(kind, payload)
+            line = framing.delta(kind, payload)
         if throttled:
             wire.send_chunk(line)
             h.lines_sent += 1
@@ -301,10 +179,10 @@ def stream_reply(h: SimHandler, req: GenRequest, plan: ReplyPlan,
     wire.end_chunks()
 
 
-def single_reply(h: SimHandler, req: GenRequest, plan: ReplyPlan,
+def single_reply(h: SimHandler, req: GenRequest, plan: ReplyPlan, framing: Framing,
                  faults: dict[str, Fault], finish: Callable[[], None]) -> None:
-    """Send ``plan`` as one JSON object (``stream: false``); see ``stream_reply``."""
-    delay = float(faults["slow"].token_delay) if "slow" in faults else float(h.sim.token_delay)
+    """Send ``plan`` as one JSON body (``stream: false``); see ``stream_reply``."""
+    delay = _token_delay(h, faults)
     if delay > 0:
         h.wire.wait(max(0, plan.eval_count - 1) * delay)
     if "stall_after" in faults:
@@ -315,40 +193,17 @@ def single_reply(h: SimHandler, req: GenRequest, plan: ReplyPlan,
         h.wire.abort()
         h.close_connection = True
     elif terminal is not None and terminal.kind == "mid_stream_error":
-        h.send_json(500, {"error": terminal.message})
+        h.send_json(500, framing.error_body(str(terminal.message)))
     elif terminal is not None:
-        h.send_bytes(200, f'{{"model": {json.dumps(req.name)}, "mess'.encode(), "application/json")
+        h.send_bytes(200, framing.malformed(False), "application/json")
     else:
-        h.send_json(200, LineMaker(req).final(plan, whole=True))
+        h.send_json(200, framing.whole(plan))
 
 
-def _load_only(h: SimHandler, req: GenRequest) -> None:
-    residency = h.sim.residency
-    if req.keep_alive != 0 and not residency.is_loaded(req.spec.name):
-        h.wire.wait(h.sim.load_delay)
-    residency.acquire(req.spec.name)
-    residency.release(req.spec.name, req.keep_alive)
-    obj: dict[str, Any] = {"model": req.name, "created_at": created_at()}
-    if req.kind == "chat":
-        obj["message"] = {"role": "assistant", "content": ""}
-    else:
-        obj["response"] = ""
-    obj.update(done_reason="unload" if req.keep_alive == 0 else "load", done=True)
-    h.send_json(200, obj)
-
-
-def handle_generation(h: SimHandler, path: str, body: dict[str, Any],
-                      faults: dict[str, Fault]) -> None:
-    """Serve one ``/api/chat`` or ``/api/generate`` request."""
+def generate(h: SimHandler, req: GenRequest, framing: Framing, faults: dict[str, Fault]) -> None:
+    """Take a slot (FIFO, given up if the client leaves), load the model, plan
+    the reply and send it with ``framing``."""
     sim = h.sim
-    try:
-        req = validate(sim, "chat" if path == "/api/chat" else "generate", body)
-    except RequestError as exc:
-        h.send_json(exc.status, {"error": exc.message})
-        return
-    if req.is_load:
-        _load_only(h, req)
-        return
     if not sim.gate.acquire(lambda: sim.stopping.is_set() or h.wire.peer_closed()):
         raise ServerStopping() if sim.stopping.is_set() else ClientGone()
     state = {"loaded": False, "done": False}
@@ -369,6 +224,7 @@ def handle_generation(h: SimHandler, path: str, body: dict[str, Any],
                           think=req.think, fmt=req.fmt,
                           image_descriptions=[i.describe() for i in req.images],
                           scripted=sim.take_script())
-        (stream_reply if req.stream else single_reply)(h, req, plan, faults, finish)
+        send = stream_reply if req.stream else single_reply
+        send(h, req, plan, framing, faults, finish)
     finally:
         finish()

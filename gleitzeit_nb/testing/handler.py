@@ -1,5 +1,6 @@
-"""The HTTP request handler: body parsing, recording, fault pre-emption
-(``http_error``, ``stall_before``), routing and response helpers."""
+"""The HTTP request handler: body parsing, recording, the API-key check,
+fault pre-emption (``http_error``, ``stall_before``), routing to the Ollama
+and OpenAI-compatible endpoints, and response helpers."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any, Callable
 from urllib.parse import urlsplit
 
-from . import endpoints
-from .generation import handle_generation
+from . import endpoints, openai_endpoints
+from .ollama_api import NDJSON, handle_generation
+from .openai_api import INVALID_KEY, error_body
+from .openai_endpoints import chat_completions, is_openai_path, key_refused
 from .wire import ClientGone, ServerStopping, Wire
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -20,7 +23,6 @@ if TYPE_CHECKING:  # pragma: no cover
 logger = logging.getLogger(__name__)
 
 _JSON = "application/json; charset=utf-8"
-_NDJSON = "application/x-ndjson"
 
 _ROUTES: dict[tuple[str, str], Callable[..., Any]] = {
     ("GET", "/api/version"): endpoints.version,
@@ -29,8 +31,13 @@ _ROUTES: dict[tuple[str, str], Callable[..., Any]] = {
     ("GET", "/api/ps"): endpoints.ps,
     ("POST", "/api/embed"): endpoints.embed,
     ("POST", "/api/embeddings"): endpoints.embeddings,
+    **openai_endpoints.ROUTES,
 }
-_GENERATION = ("/api/chat", "/api/generate")
+_GENERATION: dict[str, Callable[..., None]] = {
+    "/api/chat": handle_generation,
+    "/api/generate": handle_generation,
+    "/v1/chat/completions": chat_completions,
+}
 _GO_TYPES = {"chat": "api.ChatRequest", "generate": "api.GenerateRequest",
              "embed": "api.EmbedRequest", "show": "api.ShowRequest"}
 
@@ -61,6 +68,7 @@ class SimHandler(BaseHTTPRequestHandler):
     wire: Wire
     lines_sent: int = 0
     headers_sent: bool = False
+    openai: bool = False  # the current request is on an OpenAI-compatible path
 
     def version_string(self) -> str:
         return self.server_version
@@ -100,10 +108,14 @@ class SimHandler(BaseHTTPRequestHandler):
         data = json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
         self.send_bytes(status, data)
 
-    def start_stream(self) -> None:
-        """Headers of a chunked NDJSON response."""
+    def send_failure(self, status: int, message: str) -> None:
+        """An error in the path's family shape: Ollama's or OpenAI's."""
+        self.send_json(status, error_body(message, status) if self.openai else {"error": message})
+
+    def start_stream(self, content_type: str = NDJSON) -> None:
+        """Headers of a chunked streamed response."""
         self.send_response(200)
-        self.send_header("Content-Type", _NDJSON)
+        self.send_header("Content-Type", content_type)
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
 
@@ -136,6 +148,7 @@ class SimHandler(BaseHTTPRequestHandler):
             path = path.rstrip("/")
         self.lines_sent = 0
         self.headers_sent = False
+        self.openai = is_openai_path(path)
         try:
             raw = self._read_body()
         except (ValueError, OSError):
@@ -153,12 +166,16 @@ class SimHandler(BaseHTTPRequestHandler):
                     body_error, body = _json_error(raw, path), None
         elif self.command == "POST":
             body_error = "missing request body"
-        self.sim._record_request(self.command, path, body)
-        faults = self.sim.faults.take(path)
+        authorization = self.headers.get("Authorization")
+        self.sim._record_request(self.command, path, body, authorization)
         try:
+            if self.openai and key_refused(self.sim.api_key, path, authorization):
+                self.send_json(401, INVALID_KEY)  # before faults: a refused request uses none
+                return
+            faults = self.sim.faults.take(path)
             if "http_error" in faults:
                 fault = faults["http_error"]
-                self.send_json(int(fault.status), {"error": str(fault.message)})
+                self.send_failure(int(fault.status), str(fault.message))
                 return
             if "stall_before" in faults:
                 self.wire.wait(float(faults["stall_before"].seconds))
@@ -175,7 +192,7 @@ class SimHandler(BaseHTTPRequestHandler):
                 self.wire.abort()
             else:
                 with contextlib.suppress(ClientGone, ServerStopping, OSError):
-                    self.send_json(500, {"error": f"simulator error: {exc!r}"})
+                    self.send_failure(500, f"simulator error: {exc!r}")
 
     def _route(self, path: str, body: Any, body_error: str, faults: dict[str, Any]) -> None:
         method = "GET" if self.command == "HEAD" else self.command
@@ -185,13 +202,14 @@ class SimHandler(BaseHTTPRequestHandler):
         is_generation = method == "POST" and path in _GENERATION
         handler = _ROUTES.get((method, path))
         if handler is None and not is_generation:
-            self.send_json(404, {"error": f"404 page not found: {self.command} {path}"})
+            self.send_failure(404, f"Invalid URL ({self.command} {path})" if self.openai
+                              else f"404 page not found: {self.command} {path}")
             return
         if method == "POST" and body_error:
-            self.send_json(400, {"error": body_error})
+            self.send_failure(400, body_error)
             return
         if is_generation:
-            handle_generation(self, path, body, faults)
+            _GENERATION[path](self, path, body, faults)
             return
         status, payload = handler(self, body if isinstance(body, dict) else {})
         self.send_json(status, payload)

@@ -8,12 +8,20 @@ from typing import Any
 
 @dataclass(frozen=True)
 class RecordedRequest:
-    """One request as received; ``time`` is ``time.monotonic()`` at arrival."""
+    """One request as received; ``time`` is ``time.monotonic()`` at arrival and
+    ``authorization`` the raw ``Authorization`` header (None when absent)."""
 
     method: str
     path: str
     body: dict[str, Any] | None
     time: float
+    authorization: str | None = None
+
+    @property
+    def bearer(self) -> str | None:
+        """The key sent as ``Authorization: Bearer <key>``, else None."""
+        scheme, _, token = (self.authorization or "").strip().partition(" ")
+        return (token.strip() or None) if scheme.lower() == "bearer" else None
 
 
 @dataclass(frozen=True)

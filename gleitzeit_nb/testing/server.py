@@ -1,4 +1,4 @@
-"""``OllamaSimulator``: an Ollama-compatible HTTP server in a background thread."""
+"""``OllamaSimulator``: an Ollama- and OpenAI-compatible HTTP server in a background thread."""
 
 from __future__ import annotations
 
@@ -61,16 +61,21 @@ class _Server(ThreadingHTTPServer):
 
 
 class OllamaSimulator:
-    """A local, deterministic stand-in for an Ollama server.
+    """A local, deterministic stand-in for an Ollama server that also speaks the
+    OpenAI API (``/v1/models``, ``/v1/chat/completions``, ``/v1/embeddings``) and
+    llama.cpp's ``/health`` and ``/props``, on the same port.
 
-    ``token_delay``, ``parallel`` and ``load_delay`` may be changed while running."""
+    ``api_key`` makes those routes (not ``/health``, not Ollama's ``/api``) require
+    ``Authorization: Bearer <api_key>``. ``token_delay``, ``parallel``, ``load_delay``
+    and ``api_key`` may be changed while running."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0,
                  models: Iterable[str | ModelSpec] | None = None,
                  token_delay: float = 0.0, parallel: int | None = None,
-                 load_delay: float = 0.0) -> None:
+                 load_delay: float = 0.0, api_key: str | None = None) -> None:
         self.host = host
         self.port = port
+        self.api_key = api_key
         self.catalog = ModelCatalog(models)
         self.faults = FaultBook()
         self.token_delay = token_delay
@@ -174,9 +179,11 @@ class OllamaSimulator:
                 self._changed.wait(remaining)
             return True
 
-    def _record_request(self, method: str, path: str, body: dict[str, Any] | None) -> None:
+    def _record_request(self, method: str, path: str, body: dict[str, Any] | None,
+                        authorization: str | None = None) -> None:
         with self._changed:
-            self._requests.append(RecordedRequest(method, path, body, time.monotonic()))
+            self._requests.append(RecordedRequest(method, path, body, time.monotonic(),
+                                                  authorization))
             self._changed.notify_all()
 
     def _record_disconnect(self, path: str, chunks_sent: int) -> None:
@@ -188,7 +195,10 @@ class OllamaSimulator:
     def inject(self, kind: str, *, count: int = 1, path: str | None = None, **kw: Any) -> Fault:
         """Apply fault ``kind`` to the next ``count`` matching requests.
 
-        ``path=None`` matches /api/chat and /api/generate; see ``FAULT_KINDS``."""
+        ``path=None`` matches /api/chat, /api/generate and /v1/chat/completions;
+        see ``FAULT_KINDS``. On /v1 an ``http_error`` has OpenAI's error shape, a
+        ``mid_stream_error`` is an SSE ``data: {"error": ...}`` event, a
+        ``malformed_line`` a cut-off ``data:`` line; ``after`` counts deltas."""
         return self.faults.inject(kind, count=count, path=path, **kw)
 
     def clear_faults(self) -> None:
