@@ -16,7 +16,8 @@ import time
 from typing import Any
 
 from .core.errors import LLMError
-from .providers import OllamaProvider
+from .core.provider import BackendProvider
+from .providers.servers import open_backend
 
 
 def _pick(infos: list[Any], capability: str, preferred: tuple[str, ...] = ()) -> str | None:
@@ -40,7 +41,7 @@ def _demo_image() -> bytes:
     return buf.getvalue()
 
 
-async def _stream(provider: OllamaProvider, method: str, params: dict[str, Any]) -> None:
+async def _stream(provider: BackendProvider, method: str, params: dict[str, Any]) -> None:
     out = sys.stdout
     stream = await provider.stream_request(method, params)
     async for chunk in stream:
@@ -52,7 +53,7 @@ async def _stream(provider: OllamaProvider, method: str, params: dict[str, Any])
 
 
 async def run(host: str | None) -> int:
-    async with OllamaProvider(base_url=host, timeout=300) as provider:
+    async with open_backend(host, timeout=300) as provider:
         infos = await provider.list_models()
         chat_model = _pick(infos, "completion", ("llama3.2:latest",))
         vision_model = _pick(infos, "vision", ("llava:latest", "gemma3:latest"))
@@ -118,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 async def _answers(host: str | None) -> bool:
-    provider = OllamaProvider(base_url=host, connect_timeout=1.0, timeout=3.0, max_retries=0)
+    provider = open_backend(host, connect_timeout=1.0, timeout=3.0, max_retries=0)
     try:
         return (await provider.health_check())["healthy"]
     finally:

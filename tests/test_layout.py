@@ -73,3 +73,61 @@ async def test_utf8_split_across_reads(split_utf8_server):
         stream = await provider.stream_request("chat", chat_params())
         await stream.collect()
     assert stream.text == "Grüße 🌍 " and stream.done
+
+
+#: The layers, lowest first: a package may import its own layer and those below, never above.
+LAYERS = {"core": 0, "providers": 1, "replay": 2, "app": 3, "notebook": 4, "widgets": 5,
+          "batch": 5, "magics": 6}
+#: Names only a provider package (and the simulator) may use.
+BACKEND_NAMES = ("OllamaProvider", "num_predict", "eval_count", "load_duration",
+                 "/api/chat", "/api/tags", "/api/show", "/api/embed", "/api/ps",
+                 "OLLAMA_NUM_PARALLEL", "chat/completions", "reasoning_content")
+
+
+def _imports(path: Path) -> list[str]:
+    """The gleitzeit_nb packages a module imports, at any depth (function-level included)."""
+    rel = path.relative_to(PKG.parent).with_suffix("").parts
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = list(rel[:-node.level]) + (node.module.split(".") if node.module else [])
+            else:
+                base = (node.module or "").split(".")
+            names = [base + [a.name] for a in node.names] if len(base) == 1 else [base]
+        elif isinstance(node, ast.Import):
+            names = [a.name.split(".") for a in node.names]
+        else:
+            continue
+        found += [n[1] for n in names if n[0] == "gleitzeit_nb" and len(n) > 1]
+    return found
+
+
+def test_layers_point_one_way():
+    """core ← providers ← replay ← app ← notebook ← widgets, batch ← magics; no cycles."""
+    offenders = []
+    for package, rank in LAYERS.items():
+        for path in (PKG / package).rglob("*.py"):
+            for target in _imports(path):
+                if target in LAYERS and target != package and LAYERS[target] >= rank:
+                    offenders.append(f"{path.relative_to(PKG)} imports {target}")
+    assert offenders == []
+
+
+def test_no_backend_names_above_the_providers():
+    offenders = []
+    for path in PKG.rglob("*.py"):
+        top = path.relative_to(PKG).parts[0]
+        if top in ("providers", "testing", "__init__.py"):  # (the package re-exports them)
+            continue
+        text = path.read_text(encoding="utf-8")
+        offenders += [f"{path.relative_to(PKG)}: {n}" for n in BACKEND_NAMES if n in text]
+    assert offenders == []
+
+
+def test_app_layer_imports_no_ipython():
+    code = ("import sys, gleitzeit_nb.app.requests, gleitzeit_nb.app.connections, "
+            "gleitzeit_nb.replay; bad = [m for m in sys.modules if m.split('.')[0] in "
+            "('IPython', 'ipykernel', 'ipywidgets')]; print(bad)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
