@@ -177,7 +177,7 @@ class HttpTransport:
 
     def not_json_error(self, path: str, data: bytes, status: int = 200) -> ProviderResponseError:
         return ProviderResponseError(
-            f"{_cap(self.server)} sent a reply to {path} that is not a JSON object: "
+            f"{cap_first(self.server)} sent a reply to {path} that is not a JSON object: "
             f"{data[:120]!r}. {self.not_json_hint}", status_code=status, url=self.base_url)
 
     async def open(self, method: str, path: str, body: dict[str, Any] | None = None,
@@ -248,7 +248,7 @@ class HttpTransport:
         """The error for a timeout in ``phase`` ('first_byte', 'chunk' or 'write')."""
         t = self.timeouts
         if phase == "first_byte":
-            msg = (f"{_cap(self.server)} sent no response to {path} within {t.first_byte} s "
+            msg = (f"{cap_first(self.server)} sent no response to {path} within {t.first_byte} s "
                    f"(model load and prompt evaluation). {self.first_byte_hint}")
         elif phase == "chunk":
             msg = (f"The stream from {self.server} stalled: no data for {t.chunk} s "
@@ -278,7 +278,7 @@ class HttpTransport:
             hint += f" (Tried {tries} times.)"
         detail = f": {server_error}" if server_error else ""
         return ProviderResponseError(
-            f"{_cap(self.server)} answered HTTP {status} to {path}{detail}. {hint}",
+            f"{cap_first(self.server)} answered HTTP {status} to {path}{detail}. {hint}",
             status_code=status, server_error=server_error, url=self.base_url)
 
     # -- what an API overrides -----------------------------------------------------------------
@@ -302,7 +302,7 @@ class HttpTransport:
         return None
 
 
-def _cap(text: str) -> str:
+def cap_first(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
