@@ -281,3 +281,29 @@ async def test_capability_errors_say_what_cannot_be_done(fake, provider, status,
         await provider.handle_request(method, params)
     assert expected in str(info.value) and message in str(info.value)
     assert info.value.status_code == status and len(fake.requests) == 1
+
+
+async def test_the_key_does_not_follow_a_redirect_to_another_host(fake):
+    async with FakeServer() as other:
+        location = f"{other.url}/chat/completions"
+
+        async def redirect(writer):
+            writer.write(f"HTTP/1.1 307 X\r\nLocation: {location}\r\nContent-Length: 0\r\n\r\n"
+                         .encode())
+            await writer.drain()
+            return True
+
+        fake.script += [respond(200, MODELS), redirect] * 2  # per provider: health check, chat
+        async with OpenAICompatibleProvider(base_url=fake.url, api_key="sk-fake-777") as p:
+            with pytest.raises(ProviderResponseError, match=f"redirected /chat/completions to "
+                                                            f"{location}. Set base_url"):
+                await p.handle_request("chat", HI)  # not followed by default
+        async with OpenAICompatibleProvider(base_url=fake.url, api_key="sk-fake-777",
+                                            follow_redirects=True) as p:
+            assert (await p.handle_request("chat", HI))["response"] == "Hi there."
+    assert [(r["method"], r["path"]) for r in fake.requests] == [
+        ("GET", "/v1/models"), ("POST", "/v1/chat/completions")] * 2
+    assert fake.requests[3]["headers"]["authorization"] == "Bearer sk-fake-777"
+    assert [(r["method"], r["path"]) for r in other.requests] == [
+        ("POST", "/v1/chat/completions")]
+    assert "authorization" not in other.requests[0]["headers"]

@@ -178,7 +178,8 @@ class HttpTransport:
     def not_json_error(self, path: str, data: bytes, status: int = 200) -> ProviderResponseError:
         return ProviderResponseError(
             f"{cap_first(self.server)} sent a reply to {path} that is not a JSON object: "
-            f"{data[:120]!r}. {self.not_json_hint}", status_code=status, url=self.base_url)
+            f"{self.scrub(repr(data[:120]))}. {self.not_json_hint}", status_code=status,
+            url=self.base_url)
 
     async def open(self, method: str, path: str, body: dict[str, Any] | None = None,
                    *, model: str | None = None, retry: bool = True) -> httpx.Response:
@@ -196,6 +197,12 @@ class HttpTransport:
                 response = await client.send(request, stream=True)
                 if response.status_code >= 400:
                     raise await self._status_error(response, path, model, tries=attempt + 1)
+                if response.is_redirect:  # not followed (httpx's default): say where it points
+                    await response.aclose()
+                    raise ProviderResponseError(
+                        f"{cap_first(self.server)} redirected {path} to "
+                        f"{response.headers['location']}. Set base_url to where the server is "
+                        "now.", status_code=response.status_code, url=self.base_url)
                 # httpcore reads the body's read timeout when the body starts, so this bounds
                 # every later wait for data at no per-chunk cost.
                 request.extensions["timeout"]["read"] = self.timeouts.chunk
@@ -282,6 +289,10 @@ class HttpTransport:
             status_code=status, server_error=server_error, url=self.base_url)
 
     # -- what an API overrides -----------------------------------------------------------------
+    def scrub(self, text: str) -> str:
+        """``text`` (from the server) with secrets masked; a transport with a key overrides it."""
+        return text
+
     def error_text(self, raw: bytes) -> str:
         """The server's own error message from an error reply's body."""
         try:
