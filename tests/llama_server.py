@@ -23,7 +23,8 @@ MODEL = "smollm2"
 
 _SCRIPT = """
 import sys, time, xllamacpp
-gguf, port, slots, embed, key = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
+gguf, port, slots, embed, key = sys.argv[1:6]
+port, slots = int(port), int(slots)
 p = xllamacpp.CommonParams()
 p.model.path = gguf
 p.model_alias = {"smollm2"}  # must be a set: a string is split into characters

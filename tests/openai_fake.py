@@ -1,7 +1,8 @@
 """A scripted OpenAI-compatible HTTP server on loopback, for faults a real server can't produce.
 
 Each request takes the next reply from ``fake.script`` (default: the model list for
-``/v1/models``, else a short streamed "Hi there." reply) and is recorded in ``fake.requests`` with its path, headers and JSON body.
+``/v1/models``, else a short streamed "Hi there." reply) and is recorded in ``fake.requests``
+with its path, headers and JSON body.
 """
 
 from __future__ import annotations

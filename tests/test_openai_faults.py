@@ -210,6 +210,7 @@ async def test_no_retry_after_output_started(fake, provider):
     (404, {"object": "error", "message": "The model `llama9` does not exist.", "code": 404}),
     (404, {"error": {"message": "model 'llama9' not found", "type": "not_found_error"}}),
     (400, {"error": {"message": "nope", "code": "model_not_found"}}),
+    (400, {"error": "Invalid model name passed in model=llama9"}),  # LiteLLM
 ])
 async def test_unknown_model_lists_the_served_ones(fake, provider, status, body):
     fake.script += [respond(status, body), respond(200, MODELS)]
@@ -272,6 +273,7 @@ async def test_an_echoed_key_is_masked(fake, provider):
      "--embeddings"),
     (400, "model 'e5' does not support chat completions", "chat", "cannot chat: use a chat model"),
     (400, "response_format is not supported", "chat", "leave out the option it names"),
+    (400, "model: unknown field top_k is not supported", "chat", "leave out the option"),
 ])
 async def test_capability_errors_say_what_cannot_be_done(fake, provider, status, message,
                                                          method, expected):

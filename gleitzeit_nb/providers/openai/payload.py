@@ -106,7 +106,7 @@ def response_format(fmt: str | dict[str, Any]) -> dict[str, Any]:
 
 
 def reasoning_effort(think: bool | str | None) -> str | None:
-    """``think`` as ``reasoning_effort``: True → "medium", a level as is, False/None → omitted."""
+    """``think`` as ``reasoning_effort``: True → "medium", a level as is, False/None: none."""
     if think is None or think is False:
         return None
     if think is True:

@@ -30,7 +30,7 @@ _DONE = object()  # what _line returns for `data: [DONE]`
 
 
 class CompletionStream(ReplyStream):
-    """A reply from ``/chat/completions`` (see :class:`~gleitzeit_nb.core.reply_stream.ReplyStream`)."""
+    """A reply from ``/chat/completions`` (see :class:`~gleitzeit_nb.core.ReplyStream`)."""
 
     def __init__(self, transport: OpenAITransport, body: dict[str, Any], *, model: str) -> None:
         super().__init__(model=model, url=transport.base_url)

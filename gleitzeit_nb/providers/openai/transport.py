@@ -99,7 +99,7 @@ class OpenAITransport(HttpTransport):
 
     # -- errors --------------------------------------------------------------------------------
     def error_text(self, raw: bytes) -> str:
-        """``{"error": {"message"}}``, ``{"error": "…"}``, ``{"detail": …}``, ``{"message"}``."""
+        """The message of an error body (see :func:`error_message`), key masked."""
         return self.scrub(error_message(_loads(raw)) or
                           raw.decode("utf-8", "replace").strip()[:300])
 
@@ -111,8 +111,10 @@ class OpenAITransport(HttpTransport):
             fix = ("The API key sent was not accepted; " if self._api_key is not None
                    else "This server needs an API key; ")
             return self._error(f"{where} {fix}{KEY_HINT}.", status, server_error)
+        # A 400 counts only when it names the model: "unknown field for model" is no such case.
         if model and (_error_code(raw) == "model_not_found" or
-                      (status in (400, 404) and _MODEL_MISSING.search(server_error))):
+                      (status == 404 or status == 400 and model in server_error)
+                      and _MODEL_MISSING.search(server_error)):
             return ModelNotFoundError(model, url=self.base_url,
                                       installed=await self.served_models())
         if status == 404:
