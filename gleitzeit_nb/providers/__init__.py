@@ -2,5 +2,6 @@
 server APIs, one package per API."""
 
 from .ollama import ChatStream, OllamaProvider
+from .openai import OpenAICompatibleProvider
 
-__all__ = ["OllamaProvider", "ChatStream"]
+__all__ = ["OllamaProvider", "ChatStream", "OpenAICompatibleProvider"]

@@ -1,4 +1,7 @@
-"""Where the Ollama server is: ``OLLAMA_HOST`` parsed as Ollama's own tools do, proxy rules."""
+"""Where the Ollama server is: ``OLLAMA_HOST`` parsed as Ollama's own tools do.
+
+``is_loopback`` / ``proxy_in_env`` live in :mod:`..http` (every API uses them).
+"""
 
 from __future__ import annotations
 
@@ -7,11 +10,14 @@ import logging
 import os
 import urllib.parse
 
+from ..http import PROXY_VARS, is_loopback, proxy_in_env  # re-exported: imports keep working
+
 logger = logging.getLogger("gleitzeit_nb.providers.ollama")
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 11434
-PROXY_VARS = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
+__all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "PROXY_VARS", "parse_host", "host_from_env",
+           "is_loopback", "proxy_in_env"]
 
 
 def parse_host(value: str | None, *, lenient: bool = False) -> str:
@@ -69,19 +75,3 @@ def _is_ipv6(text: str) -> bool:
 def host_from_env() -> str:
     """The server URL from ``OLLAMA_HOST`` (default ``http://127.0.0.1:11434``)."""
     return parse_host(os.environ.get("OLLAMA_HOST"), lenient=True)
-
-
-def is_loopback(url: str) -> bool:
-    """True for localhost, 127.0.0.0/8 and ::1: never sent through a proxy."""
-    host = urllib.parse.urlsplit(url).hostname or ""
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def proxy_in_env() -> str | None:
-    """Name of the first proxy variable set in the environment, if any."""
-    return next((v for v in PROXY_VARS if os.environ.get(v)), None)

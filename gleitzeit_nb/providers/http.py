@@ -1,0 +1,362 @@
+"""HTTP to one inference server, for any API: pooled client per event loop, split timeouts,
+retries before output, and every failure mapped into the error hierarchy.
+
+Timeouts are split in phases. ``connect`` is short. ``first_byte`` covers the wait for the
+response to start, which includes model load (servers send no headers before the first token).
+``chunk`` bounds each later wait for data. Retries happen only before a response has started.
+
+An API subclasses :class:`HttpTransport` and sets what differs: the server's display name, the
+"start it / point at it" hints, how its error bodies read, status hints and which errors mean a
+missing model (:meth:`HttpTransport._special_error`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import ipaddress
+import json
+import logging
+import os
+import random
+import time
+import urllib.parse
+import weakref
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from ..core.errors import (
+    RETRYABLE_STATUS,
+    LLMError,
+    ProviderResponseError,
+    ProviderTimeoutError,
+    ProviderUnavailableError,
+)
+
+PROXY_VARS = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Seconds allowed for each phase of a request (None: no limit, not recommended)."""
+
+    connect: float = 5.0
+    first_byte: float = 120.0
+    chunk: float = 60.0
+    write: float = 30.0
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with jitter for transient failures before the first byte."""
+
+    retries: int = 2
+    backoff: float = 0.25
+    max_backoff: float = 8.0
+
+    def delay(self, attempt: int) -> float:
+        base = min(self.max_backoff, self.backoff * 2 ** attempt)
+        return base * (0.5 + random.random())  # full jitter around the base
+
+
+class Secret:
+    """A string that never shows itself: ``repr``/``str`` give ``'***'``; :meth:`reveal` does."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "'***'"
+
+    __str__ = __repr__
+
+
+class HttpTransport:
+    """Sends requests to ``base_url`` and turns every failure into the error hierarchy."""
+
+    #: How messages name the server ("Ollama", "the OpenAI-compatible server").
+    server_name = "the server"
+    #: How to start the server or point at it (after "Could not reach … at URL (reason).").
+    start_hint = "Start the server, or set base_url= to where it runs."
+    #: After a connection broke while reading a non-streamed reply.
+    running_hint = "Check that the server is still running."
+    #: After a 200 reply that is not a JSON object.
+    not_json_hint = "Is base_url pointing at the right server?"
+    #: After a first-byte timeout.
+    first_byte_hint = "The model may still be loading: raise the limit with timeout=."
+    #: After a stream stalled.
+    stall_hint = "Raise the limit with chunk_timeout=, or check the server."
+    #: After a 502/504 while a proxy variable is set.
+    proxy_status_hint = "add the server's host to NO_PROXY if it is local."
+    status_hints: dict[int, str] = {
+        400: "Check the request's parameters.",
+        429: "The server is busy; lower the concurrency or wait.",
+    }
+    default_status_hint = "The server is overloaded, restarting, or behind a proxy that failed."
+
+    def __init__(self, base_url: str, timeouts: Timeouts, retry: RetryPolicy,
+                 headers: dict[str, str] | None = None, *,
+                 logger: logging.Logger | None = None, **client_kwargs: Any) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeouts = timeouts
+        self.retry = retry
+        self.headers = headers or {}
+        self.client_kwargs = client_kwargs
+        self.logger = logger or logging.getLogger("gleitzeit_nb.providers")
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    @property
+    def server(self) -> str:
+        """``"Ollama at URL"``: how messages name this server."""
+        return f"{self.server_name} at {self.base_url}"
+
+    # -- clients -------------------------------------------------------------------------------
+    def _client_headers(self) -> dict[str, str]:
+        return dict(self.headers)
+
+    def client(self) -> httpx.AsyncClient:
+        """The pooled client of the running event loop (one per loop: clients can't move)."""
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(loop)
+        if client is None or client.is_closed:
+            settings: dict[str, Any] = {
+                "base_url": self.base_url,
+                "headers": self._client_headers(),
+                # A loopback server never goes through HTTP(S)_PROXY (the classic 502 on 127.0.0.1).
+                "trust_env": not is_loopback(self.base_url),
+                "limits": httpx.Limits(max_connections=64, max_keepalive_connections=16),
+            }
+            client = httpx.AsyncClient(**{**settings, **self.client_kwargs})  # the caller's win
+            self._clients[loop] = client
+        return client
+
+    async def aclose(self) -> None:
+        """Close this loop's client; clients of other (closed) loops are dropped."""
+        loop = asyncio.get_running_loop()
+        client = self._clients.pop(loop, None)
+        self._clients.clear()
+        if client is not None:
+            await client.aclose()
+
+    def _timeout(self) -> httpx.Timeout:
+        t = self.timeouts
+        # `read` here is the wait for headers; streaming switches it to `chunk` once they arrive.
+        return httpx.Timeout(connect=t.connect, read=t.first_byte, write=t.write, pool=t.first_byte)
+
+    # -- requests ------------------------------------------------------------------------------
+    async def request_json(self, method: str, path: str, body: dict[str, Any] | None = None,
+                           *, model: str | None = None, retry: bool = True) -> dict[str, Any]:
+        """A non-streaming request; returns the decoded JSON object."""
+        response = await self.open(method, path, body, model=model, retry=retry)
+        try:
+            data = await response.aread()
+        except httpx.TimeoutException as exc:
+            raise self.timeout_error("first_byte", path) from exc
+        except httpx.TransportError as exc:
+            raise ProviderUnavailableError(
+                f"The connection to {self.server} broke while reading {path}: {exc}. "
+                f"{self.running_hint}", url=self.base_url) from exc
+        finally:
+            await response.aclose()
+        try:
+            decoded = json.loads(data)
+        except ValueError:
+            decoded = None
+        if not isinstance(decoded, dict):
+            raise self.not_json_error(path, data, response.status_code)
+        return decoded
+
+    def not_json_error(self, path: str, data: bytes, status: int = 200) -> ProviderResponseError:
+        return ProviderResponseError(
+            f"{cap_first(self.server)} sent a reply to {path} that is not a JSON object: "
+            f"{self.scrub(repr(data[:120]))}. {self.not_json_hint}", status_code=status,
+            url=self.base_url)
+
+    async def open(self, method: str, path: str, body: dict[str, Any] | None = None,
+                   *, model: str | None = None, retry: bool = True) -> httpx.Response:
+        """Send a request and return the response once its headers arrived (status 2xx).
+
+        Transient failures are retried with backoff; the body is left unread for the caller.
+        """
+        client = self.client()
+        attempt = 0
+        retries = self.retry.retries if retry else 0
+        while True:
+            started = time.perf_counter()
+            try:
+                request = client.build_request(method, path, json=body, timeout=self._timeout())
+                response = await client.send(request, stream=True)
+                if response.status_code >= 400:
+                    raise await self._status_error(response, path, model, tries=attempt + 1)
+                if response.is_redirect:  # not followed (httpx's default): say where it points
+                    await response.aclose()
+                    raise ProviderResponseError(
+                        f"{cap_first(self.server)} redirected {path} to "
+                        f"{response.headers['location']}. Set base_url to where the server is "
+                        "now.", status_code=response.status_code, url=self.base_url)
+                # httpcore reads the body's read timeout when the body starts, so this bounds
+                # every later wait for data at no per-chunk cost.
+                request.extensions["timeout"]["read"] = self.timeouts.chunk
+                self.logger.debug("%s %s -> %d in %.3fs", method, path, response.status_code,
+                                  time.perf_counter() - started)
+                return response
+            except LLMError as exc:
+                if not exc.retryable or attempt >= retries:
+                    raise
+                error = exc
+            except httpx.HTTPError as exc:
+                error = self._transport_error(exc, path)
+                if not error.retryable or attempt >= retries:
+                    raise error from exc
+            delay = self.retry.delay(attempt)
+            attempt += 1
+            self.logger.warning("%s %s failed (%s); retry %d/%d in %.2fs", method, path,
+                                error.message.split(". ")[0], attempt, retries, delay)
+            await asyncio.sleep(delay)
+
+    # -- error mapping -------------------------------------------------------------------------
+    def _transport_error(self, exc: httpx.HTTPError, path: str) -> LLMError:
+        if isinstance(exc, httpx.ConnectTimeout):
+            err: LLMError = ProviderTimeoutError(
+                f"Connecting to {self.server} timed out after {self.timeouts.connect} s. "
+                f"{self._reach_hint()}", phase="connect", url=self.base_url)
+            err.retryable = True
+            return err
+        if isinstance(exc, httpx.PoolTimeout):
+            return ProviderTimeoutError(
+                f"No free connection to {self.base_url} within {self.timeouts.first_byte} s: too "
+                "many requests at once. Lower the concurrency.", phase="pool", url=self.base_url)
+        if isinstance(exc, httpx.TimeoutException):
+            phase = "write" if isinstance(exc, httpx.WriteTimeout) else "first_byte"
+            return self.timeout_error(phase, path)
+        return ProviderUnavailableError(
+            f"Could not reach {self.server} ({reason(exc)}). {self._reach_hint()}",
+            url=self.base_url)
+
+    def _reach_hint(self) -> str:
+        hint = self.start_hint
+        proxy = proxy_in_env()
+        if proxy and not is_loopback(self.base_url):
+            host = httpx.URL(self.base_url).host
+            hint += f" {proxy} is set: if the server is local, add {host} to NO_PROXY."
+        return hint
+
+    def timeout_error(self, phase: str, path: str, *, chunks: int = 0,
+                      partial: str = "") -> ProviderTimeoutError:
+        """The error for a timeout in ``phase`` ('first_byte', 'chunk' or 'write')."""
+        t = self.timeouts
+        if phase == "first_byte":
+            msg = (f"{cap_first(self.server)} sent no response to {path} within {t.first_byte} s "
+                   f"(model load and prompt evaluation). {self.first_byte_hint}")
+        elif phase == "chunk":
+            msg = (f"The stream from {self.server} stalled: no data for {t.chunk} s "
+                   f"after {chunks} chunks. {self.stall_hint}")
+        else:
+            msg = (f"Sending the request to {self.base_url}{path} timed out after {t.write} s. "
+                   "The request body may be very large (images?).")
+        return ProviderTimeoutError(msg, phase=phase, url=self.base_url, partial=partial)
+
+    async def _status_error(self, response: httpx.Response, path: str, model: str | None,
+                            *, tries: int = 1) -> LLMError:
+        try:
+            raw = await response.aread()
+        except httpx.HTTPError:
+            raw = b""
+        finally:
+            await response.aclose()
+        server_error = self.error_text(raw)
+        status = response.status_code
+        special = await self._special_error(status, server_error, raw, path, model)
+        if special is not None:
+            return special
+        hint = self.status_hint(status, server_error, path)
+        if status in (502, 504) and proxy_in_env():
+            hint += f" {proxy_in_env()} is set: {self.proxy_status_hint}"
+        if status in RETRYABLE_STATUS and tries > 1:
+            hint += f" (Tried {tries} times.)"
+        detail = f": {server_error}" if server_error else ""
+        return ProviderResponseError(
+            f"{cap_first(self.server)} answered HTTP {status} to {path}{detail}. {hint}",
+            status_code=status, server_error=server_error, url=self.base_url)
+
+    # -- what an API overrides -----------------------------------------------------------------
+    def scrub(self, text: str) -> str:
+        """``text`` (from the server) with secrets masked; a transport with a key overrides it."""
+        return text
+
+    def error_text(self, raw: bytes) -> str:
+        """The server's own error message from an error reply's body."""
+        try:
+            data = json.loads(raw)
+            if isinstance(data, dict) and "error" in data:
+                return str(data["error"])
+        except ValueError:
+            pass
+        return raw.decode("utf-8", "replace").strip()[:300]
+
+    def status_hint(self, status: int, server_error: str, path: str) -> str:
+        """What to do about an HTTP error ``status``."""
+        return self.status_hints.get(status, self.default_status_hint)
+
+    async def _special_error(self, status: int, server_error: str, raw: bytes, path: str,
+                             model: str | None) -> LLMError | None:
+        """An error more specific than ``ProviderResponseError`` (a missing model…), or None."""
+        return None
+
+
+def cap_first(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+_ERRNO_REASONS = {
+    errno.ECONNREFUSED: "connection refused",
+    errno.ECONNRESET: "connection reset",
+    errno.EHOSTUNREACH: "host unreachable",
+    errno.ENETUNREACH: "network unreachable",
+}
+
+
+def reason(exc: httpx.HTTPError) -> str:
+    """Why a connection failed, in words (never httpx's class names)."""
+    text = str(exc) or type(exc).__name__
+    # anyio reports "All connection attempts failed"; the OSError behind it says why.
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, OSError) and cause.errno in _ERRNO_REASONS:
+            return _ERRNO_REASONS[cause.errno]
+        cause = cause.__cause__ or cause.__context__
+    low = text.lower()
+    if "refused" in low:
+        return "connection refused"
+    if "name or service not known" in low or "nodename nor servname" in low:
+        return "unknown host name"
+    if "reset" in low:
+        return "connection reset"
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return "the server closed the connection without answering"
+    return text
+
+
+def is_loopback(url: str) -> bool:
+    """True for localhost, 127.0.0.0/8 and ::1: never sent through a proxy."""
+    host = urllib.parse.urlsplit(url).hostname or ""
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def proxy_in_env() -> str | None:
+    """Name of the first proxy variable set in the environment, if any."""
+    return next((v for v in PROXY_VARS if os.environ.get(v)), None)

@@ -1,0 +1,127 @@
+"""``OpenAICompatibleProvider``: the ``llm/v1`` protocol on the OpenAI-compatible HTTP API."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import httpx
+
+from ...core.backend import ChatRequest, EmbedRequest, EmbedResult, ModelInfo
+from ...core.errors import LLMError
+from ...core.provider import BackendProvider
+from .payload import build_chat_body, build_embed_body
+from .stream import CompletionStream
+from .transport import (DEFAULT_BASE_URL, OpenAITransport, RetryPolicy, Timeouts,
+                        normalize_base_url)
+
+logger = logging.getLogger("gleitzeit_nb.providers.openai")
+
+
+class OpenAICompatibleProvider(BackendProvider):
+    """Provider for a server with the OpenAI API: llama.cpp's ``llama-server``, vLLM, LM Studio,
+    Ollama's ``/v1``, LiteLLM and other gateways. Chat, vision and embed, streamed or not.
+
+    ``base_url`` is the API's root, e.g. ``http://127.0.0.1:8080/v1``; the scheme defaults to
+    http, a URL with no path gets ``/v1``, another path (a gateway's prefix) is kept as given.
+    ``api_key`` is sent as ``Authorization: Bearer …`` to this server only and never shown in
+    reprs, errors or logs; it is not read from the environment (a key meant for one service
+    would otherwise go to any local server). ``timeout`` is the time allowed for a reply to start
+    (model load included); ``connect_timeout`` and ``chunk_timeout`` bound connecting and each
+    later wait for data. Transient failures (refused, reset, 429/502/503/504) are retried
+    ``max_retries`` times before any output. Other keyword arguments go to ``httpx.AsyncClient``.
+    """
+
+    kind = "openai"
+
+    def __init__(self, provider_id: str = "openai-1", base_url: str = DEFAULT_BASE_URL,
+                 timeout: float = 120, *, api_key: str | None = None,
+                 connect_timeout: float = 5.0, chunk_timeout: float = 60.0,
+                 max_retries: int = 2, retry_backoff: float = 0.25,
+                 headers: dict[str, str] | None = None, **client_kwargs: Any) -> None:
+        super().__init__(provider_id=provider_id, name="OpenAI-compatible LLM Provider",
+                         description="LLM provider for OpenAI-compatible servers")
+        self.base_url = normalize_base_url(base_url)
+        self.timeout = timeout
+        self.timeouts = Timeouts(connect=connect_timeout, first_byte=timeout, chunk=chunk_timeout,
+                                 write=max(30.0, timeout))
+        self.retry = RetryPolicy(retries=max_retries, backoff=retry_backoff)
+        self._transport = OpenAITransport(self.base_url, self.timeouts, self.retry,
+                                          headers=headers, api_key=api_key, **client_kwargs)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.provider_id!r} {self.base_url}>"
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    async def initialize(self) -> None:
+        """Open the pool and log whether the server answers (an absent server is not fatal)."""
+        status = await self.health_check()
+        if status["healthy"]:
+            logger.info("OpenAI-compatible server at %s serves %s", self.base_url,
+                        ", ".join(status["models"]) or "no models")
+        else:
+            logger.warning("OpenAI-compatible server not reachable: %s", status["error"])
+        await super().initialize()
+
+    async def shutdown(self) -> None:
+        await self._transport.aclose()
+        await super().shutdown()
+
+    async def health_check(self) -> dict[str, Any]:
+        try:
+            data = await self._transport.request_json("GET", "/models", retry=False)
+        except LLMError as exc:
+            return {"healthy": False, "url": self.base_url, "error": str(exc)}
+        return {"healthy": True, "url": self.base_url,
+                "models": [m.get("id", "") for m in _entries(data)]}
+
+    # -- the seam ------------------------------------------------------------------------------
+    def stream_chat(self, request: ChatRequest) -> CompletionStream:
+        logger.debug("chat request to %s with model %s", self.base_url, request.model)
+        return CompletionStream(self._transport, build_chat_body(request), model=request.model)
+
+    async def embed(self, request: EmbedRequest) -> EmbedResult:
+        logger.debug("embed request to %s with model %s", self.base_url, request.model)
+        data = await self._transport.request_json("POST", "/embeddings",
+                                                  build_embed_body(request), model=request.model)
+        try:
+            rows = sorted(data["data"], key=lambda row: row.get("index", 0))
+            vectors = [list(row["embedding"]) for row in rows]
+        except (KeyError, TypeError, AttributeError):
+            raise self._transport.not_json_error("/embeddings", repr(data).encode()) from None
+        usage = data.get("usage") or {}
+        return EmbedResult(vectors=vectors, model=data.get("model") or request.model,
+                           input_tokens=usage.get("prompt_tokens"))
+
+    async def list_models(self) -> list[ModelInfo]:
+        """``/models``; capabilities are known only when the server lists input modalities
+        (llama.cpp does), else None."""
+        data = await self._transport.request_json("GET", "/models")
+        return [_model_info(m) for m in _entries(data) if m.get("id")]
+
+    async def capacity_hint(self) -> int | None:
+        """llama.cpp's slots (``total_slots`` at ``/props`` beside ``/v1``); else None."""
+        try:
+            response = await self._transport.client().get(f"{self._transport.root}/props",
+                                                          timeout=2.0)
+            slots = response.json().get("total_slots") if response.status_code == 200 else None
+        except (httpx.HTTPError, ValueError, AttributeError) as exc:
+            logger.debug("no capacity hint from %s: %s", self.base_url, type(exc).__name__)
+            return None
+        return slots if isinstance(slots, int) and not isinstance(slots, bool) and slots > 0 \
+            else None
+
+
+def _entries(data: dict[str, Any]) -> list[dict[str, Any]]:
+    entries = data.get("data")
+    return [m for m in entries if isinstance(m, dict)] if isinstance(entries, list) else []
+
+
+def _model_info(entry: dict[str, Any]) -> ModelInfo:
+    modalities = (entry.get("architecture") or {}).get("input_modalities")
+    capabilities = None
+    if isinstance(modalities, list):
+        capabilities = ["completion"] + (["vision"] if "image" in modalities else [])
+    meta = entry.get("meta") or {}
+    return ModelInfo(name=entry["id"], capabilities=capabilities, size=meta.get("size") or 0,
+                     context_length=meta.get("n_ctx_train"))
