@@ -94,8 +94,8 @@ class OpenAICompatibleProvider(BackendProvider):
                            input_tokens=usage.get("prompt_tokens"))
 
     async def list_models(self) -> list[ModelInfo]:
-        """``/models``; capabilities are known only when the server lists input modalities
-        (llama.cpp does), else None."""
+        """``/models``; capabilities are None (unknown): the API publishes no full list (a
+        llama.cpp server lists input modalities, but not whether it serves embeddings)."""
         data = await self._transport.request_json("GET", "/models")
         return [_model_info(m) for m in _entries(data) if m.get("id")]
 
@@ -118,10 +118,6 @@ def _entries(data: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _model_info(entry: dict[str, Any]) -> ModelInfo:
-    modalities = (entry.get("architecture") or {}).get("input_modalities")
-    capabilities = None
-    if isinstance(modalities, list):
-        capabilities = ["completion"] + (["vision"] if "image" in modalities else [])
     meta = entry.get("meta") or {}
-    return ModelInfo(name=entry["id"], capabilities=capabilities, size=meta.get("size") or 0,
+    return ModelInfo(name=entry["id"], capabilities=None, size=meta.get("size") or 0,
                      context_length=meta.get("n_ctx_train"))
