@@ -27,7 +27,7 @@ d.start()
 for i in range({tokens}):
     d.add("word ")
     time.sleep({pause})
-d.finish(stats={{"eval_count": {tokens}, "eval_duration": int({tokens} / {rate} * 1e9), "prompt_eval_count": 12}})
+d.finish(stats={{"output_tokens": {tokens}, "generation_seconds": {tokens} / {rate}, "input_tokens": 12}})
 print(json.dumps({{"seconds": time.monotonic() - t0, "cpu": time.process_time() - cpu}}))
 """
 

@@ -19,22 +19,28 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from gleitzeit_nb.replay import Replayer, ReplayStore, call_key  # noqa: E402
+from gleitzeit_nb.core.backend import ChatRequest  # noqa: E402
+from gleitzeit_nb.core.requests import chat_request  # noqa: E402
+from gleitzeit_nb.replay import Replayer, ReplayStore, chat_request_key, key_of  # noqa: E402
 
 TARGET_MS = 5.0
 
 
-def make_request(i: int, image_b64: str) -> dict:
-    return {
-        "provider": "ollama", "model": "llava:latest",
+def make_request(i: int, image_b64: str) -> ChatRequest:
+    return chat_request("chat", {
+        "model": "llava:latest",
         "messages": [
             {"role": "user", "content": f"Describe chart {i}.", "images": [image_b64]},
             {"role": "assistant", "content": "A bar chart of quarterly revenue. " * 20},
             {"role": "user", "content": "Which quarter grew fastest, and by how much?"},
         ],
-        "options": {"temperature": 0.2, "seed": 7, "max_tokens": 400, "num_ctx": 8192,
-                    "system": "You are a careful analyst."},
-    }
+        "temperature": 0.2, "seed": 7, "max_tokens": 400, "num_ctx": 8192,
+        "system": "You are a careful analyst.",
+    })
+
+
+def canonical(request: ChatRequest) -> dict:
+    return chat_request_key("ollama", request)
 
 
 def median_us(samples: list[float]) -> str:
@@ -59,26 +65,26 @@ def main() -> None:
         save_times = []
         for i in range(args.records):
             req = make_request(i, image_b64)
-            key = recorder.key(**req)
+            key = recorder.key(canonical(req))
             started = time.perf_counter()
             recorder.save(key, text=reply, status="done", model="llava:latest",
-                          stats={"eval_count": 120, "done_reason": "stop"})
+                          stats={"output_tokens": 120, "finish_reason": "stop"})
             save_times.append(time.perf_counter() - started)
         recorder.close()
         size = ReplayStore(path).size_bytes()
 
         replayer = Replayer("replay", path)
         requests = [make_request(i * 7 % args.records, image_b64) for i in range(args.lookups)]
-        replayer.lookup(**requests[0])  # open the store (first-use cost reported separately)
+        replayer.find(canonical(requests[0]))  # open the store (first-use cost reported separately)
         lookups, keys, gets = [], [], []
         for req in requests:
             started = time.perf_counter()
-            hit = replayer.lookup(**req)
+            _, hit = replayer.find(canonical(req))
             lookups.append(time.perf_counter() - started)
             assert hit is not None and hit.text == reply
         for req in requests:
             started = time.perf_counter()
-            key = call_key(**req)
+            key = key_of(canonical(req))
             keys.append(time.perf_counter() - started)
             started = time.perf_counter()
             replayer.store.get(key)
@@ -86,15 +92,15 @@ def main() -> None:
 
         cold = Replayer("replay", path)
         started = time.perf_counter()
-        cold.lookup(**requests[0])
+        cold.find(canonical(requests[0]))
         first = time.perf_counter() - started
 
     med_ms = statistics.median(lookups) * 1000
     print(f"store: {args.records} recordings, {size / 1e6:.1f} MB; request: 3-turn chat, "
           f"{args.image_kb} kB image ({len(image_b64) / 1e3:.0f} kB base64); "
           f"{args.lookups} lookups")
-    print(f"  Replayer.lookup hit (key + read) {median_us(lookups)}")
-    print(f"    call_key alone                 {median_us(keys)}")
+    print(f"  Replayer.find hit (key + read)   {median_us(lookups)}")
+    print(f"    chat_request_key + key_of      {median_us(keys)}")
     print(f"    ReplayStore.get alone          {median_us(gets)}")
     print(f"  first lookup (opens the store)   {first * 1e6:8.0f} µs")
     print(f"  Replayer.save (one transaction)  {median_us(save_times)}")

@@ -288,8 +288,6 @@ def test_modes_off_record_auto_replay(tmp_path):
     assert not Replayer("replay", path).save(key2, text="x", status="done")
 
 
-@pytest.mark.xfail(strict=True, reason="Replayer.save derives done_reason from stats['done_reason'],"
-                   " a key Usage.as_dict() no longer has (it is 'finish_reason')")
 def test_save_takes_the_finish_reason_from_the_usage(tmp_path):
     rp = Replayer("record", tmp_path / "s.sqlite")
     key = rp.key(request())

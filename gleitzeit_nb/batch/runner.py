@@ -132,6 +132,7 @@ class Batch:
         if self.model is None:
             capability = "vision" if self.images else "completion"
             self.model = await CONNECTIONS.pick_model(providers[0], capability)
+        self.model = self.backend.canonical_model(self.model)
         logger.info("batch of %d rows with %s on %s: %s", len(todo), self.model,
                     ", ".join(p.base_url for p in providers), self.limit.describe())
         self.progress = Progress(len(self.rows), progress_mode(self.progress_arg))

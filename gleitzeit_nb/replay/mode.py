@@ -167,7 +167,7 @@ class Replayer:
             return False
         stats = dict(stats or {})
         rec = Recording(text=text, thinking=thinking or "", stats=stats,
-                        done_reason=done_reason or stats.get("done_reason"), model=model,
+                        done_reason=done_reason or stats.get("finish_reason"), model=model,
                         model_digest=model_digest)
         pending = self._forget(key)
         self.store.put(key, rec, status=status, request=request if request is not None else pending)
