@@ -81,7 +81,8 @@ def test_client_disconnect_stops_generation(llama):
     before = llama.metrics()
     body = llama.chat_body(STORY, max_tokens=LONG, ignore_eos=True, stream=True)
     with llama.client.stream("POST", "/v1/chat/completions", json=body) as r:
-        assert read_deltas(r.iter_lines(), 5) == 5
+        lines = r.iter_lines()  # kept: a dropped iterator, once collected, closes the connection
+        assert read_deltas(lines, 5) == 5
         assert llama.metrics()["llamacpp:requests_processing"] == 1
     assert llama.wait_idle(1.0) < 1.0
     after = llama.metrics()
@@ -145,12 +146,12 @@ def test_no_orphan_when_the_parent_is_killed():
     """pytest killed with SIGKILL (no finalizers): the server child exits by itself."""
     script = (
         "import sys, time; sys.path.insert(0, sys.argv[1]); from llamacpp import LlamaServer\n"
-        "s = LlamaServer(slots=1, embedding=False); print(s.url, flush=True); time.sleep(60)"
+        "s = LlamaServer(slots=1, embedding=False); print(s.url, s.pid, flush=True); time.sleep(60)"
     )
     tests_dir = str(Path(__file__).parent)
     parent = subprocess.Popen([sys.executable, "-c", script, tests_dir], stdout=subprocess.PIPE, text=True)
     try:
-        url = parent.stdout.readline().strip()
+        url, pid = parent.stdout.readline().split()
         assert httpx.get(url + "/health").status_code == 200
     finally:
         os.kill(parent.pid, signal.SIGKILL)
@@ -162,5 +163,7 @@ def test_no_orphan_when_the_parent_is_killed():
             httpx.get(url + "/health", timeout=1)
         except httpx.ConnectError:
             break
-        assert time.monotonic() < deadline, "the server outlived its killed parent"
+        if time.monotonic() > deadline:
+            os.kill(int(pid), signal.SIGKILL)  # still serving, so the pid is still the orphan's
+            pytest.fail("the server outlived its killed parent")
         time.sleep(0.05)
