@@ -1,13 +1,16 @@
-"""Shared fixtures: a simulator on loopback per test, and a provider pointed at it."""
+"""Shared fixtures: a simulator on loopback per test, and a provider pointed at it; the real
+llama.cpp server (``llama``, ``llama_keyed``)."""
 
 from __future__ import annotations
 
+import os
 import socket
 
 import pytest
 
 from gleitzeit_nb.providers import OllamaProvider
 from gleitzeit_nb.testing import OllamaSimulator
+from .llamacpp import LlamaServer, missing
 
 
 @pytest.fixture
@@ -72,3 +75,41 @@ def blackhole_url():
     for c in fillers:
         c.close()
     server.close()
+
+
+LLAMA_KEY = "sk-gleitzeit-test"
+
+
+def require_llama() -> None:
+    """Skip with the install hint when the real server is not installed; fail in CI (CI=true),
+    where it must run."""
+    if reason := missing():
+        if os.environ.get("CI", "").lower() in ("true", "1"):
+            pytest.fail(reason, pytrace=False)
+        pytest.skip(reason)
+
+
+@pytest.fixture
+def llama_installed() -> None:
+    """For tests that start their own LlamaServer: skipped (failed in CI) when not installed."""
+    require_llama()
+
+
+def _llama_server(request, **options) -> LlamaServer:
+    """A started LlamaServer, stopped by a finalizer."""
+    require_llama()
+    server = LlamaServer(**options)
+    request.addfinalizer(server.stop)
+    return server
+
+
+@pytest.fixture(scope="session")
+def llama(request) -> LlamaServer:
+    """The real llama.cpp server for the session: SmolLM2-135M, 4 slots, embeddings, no key."""
+    return _llama_server(request, slots=4, embedding=True)
+
+
+@pytest.fixture(scope="module")
+def llama_keyed(request) -> LlamaServer:
+    """The real llama.cpp server requiring ``Authorization: Bearer <.api_key>``."""
+    return _llama_server(request, slots=1, embedding=False, api_key=LLAMA_KEY)
