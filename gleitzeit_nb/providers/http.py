@@ -83,6 +83,8 @@ class HttpTransport:
 
     #: How messages name the server ("Ollama", "the OpenAI-compatible server").
     server_name = "the server"
+    #: Idle connections kept for reuse.
+    keepalive = 16
     #: How to start the server or point at it (after "Could not reach … at URL (reason).").
     start_hint = "Start the server, or set base_url= to where it runs."
     #: After a connection broke while reading a non-streamed reply.
@@ -133,7 +135,8 @@ class HttpTransport:
                 "headers": self._client_headers(),
                 # A loopback server never goes through HTTP(S)_PROXY (the classic 502 on 127.0.0.1).
                 "trust_env": not is_loopback(self.base_url),
-                "limits": httpx.Limits(max_connections=64, max_keepalive_connections=16),
+                "limits": httpx.Limits(max_connections=64,
+                                       max_keepalive_connections=self.keepalive),
             }
             client = httpx.AsyncClient(**{**settings, **self.client_kwargs})  # the caller's win
             self._clients[loop] = client
