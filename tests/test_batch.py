@@ -339,7 +339,7 @@ def test_magic_line_parsing():
 def test_a_missing_model_stops_the_batch_in_any_mode(sim4):
     from gleitzeit_nb.errors import ModelNotFoundError
 
-    with pytest.raises(ModelNotFoundError, match=r"^Batch row \d+: Model 'nope'") as info:
+    with pytest.raises(ModelNotFoundError, match=r"^Batch row \d+: Model 'nope:latest'") as info:
         batch.run_batch([f"q{i}" for i in range(20)], model="nope", host=sim4.url,
                         progress=False)
     assert len(chats(sim4)) < 20 and not info.value.partial.complete
