@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -93,6 +94,37 @@ def test_client_disconnect_stops_generation(llama):
     assert not any(s["is_processing"] for s in llama.slots())
 
 
+def _served_then_closed(server: LlamaServer, stream: bool) -> bool:
+    """One raw HTTP/1.1 request (keep-alive by default): did the server close the socket after?"""
+    host, port = server.url.removeprefix("http://").split(":")
+    body = json.dumps(server.chat_body(STORY, max_tokens=8, stream=stream)).encode()
+    head = f"POST /v1/chat/completions HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body)
+        data = b""
+        end = b"data: [DONE]" if stream else b'"usage"'
+        while end not in data:
+            chunk = sock.recv(65536)
+            assert chunk, f"closed before the response ended: {data[-200:]!r}"
+            data += chunk
+        assert b"Connection: close" not in data.partition(b"\r\n\r\n")[0]
+        sock.settimeout(1.0)
+        try:
+            while chunk := sock.recv(65536):
+                pass
+            return True
+        except TimeoutError:
+            return False
+
+
+def test_server_closes_the_connection_after_a_stream(llama):
+    """A streamed reply ends with the connection closed, though its headers promised keep-alive:
+    a client that pools it can fail its next request ("Server disconnected without sending a
+    response"). A non-streamed reply keeps the connection open."""
+    assert _served_then_closed(llama, stream=True)
+    assert not _served_then_closed(llama, stream=False)
+
+
 def test_embeddings_have_576_dimensions(llama):
     r = llama.client.post("/v1/embeddings", json={"model": llama.model, "input": ["hello", "a dragon"]})
     r.raise_for_status()
@@ -161,8 +193,8 @@ def test_no_orphan_when_the_parent_is_killed():
     while True:
         try:
             httpx.get(url + "/health", timeout=1)
-        except httpx.ConnectError:
-            break
+        except (httpx.ConnectError, httpx.ReadError, httpx.RemoteProtocolError):
+            break  # refused, or reset while the process went
         if time.monotonic() > deadline:
             os.kill(int(pid), signal.SIGKILL)  # still serving, so the pid is still the orphan's
             pytest.fail("the server outlived its killed parent")
