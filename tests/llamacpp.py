@@ -73,7 +73,7 @@ class LlamaServer:
         self._logdir = tempfile.mkdtemp(prefix="llamacpp-")
         self.log_path = os.path.join(self._logdir, "server.log")
         args = [sys.executable, __file__, str(os.getpid()), str(slots), str(ctx), str(int(embedding)), str(threads)]
-        env = {**os.environ, "LLAMA_TEST_API_KEY": api_key or ""}
+        env = {**os.environ, "LLAMA_TEST_API_KEY": api_key or "", "LLAMA_TEST_LOGDIR": self._logdir}
         with open(self.log_path, "wb") as log:
             self._proc = subprocess.Popen(
                 args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log, env=env
@@ -219,6 +219,7 @@ def _serve(parent: int, slots: int, ctx: int, embedding: bool, threads: int) -> 
     print("LISTENING", server.listening_address, flush=True)
     while os.getppid() == parent:  # reparented: pytest died without stopping us
         time.sleep(0.2)
+    shutil.rmtree(os.environ["LLAMA_TEST_LOGDIR"], ignore_errors=True)
     os._exit(0)  # no ~Server: it would wait for requests in flight
 
 

@@ -178,12 +178,12 @@ def test_no_orphan_when_the_parent_is_killed():
     """pytest killed with SIGKILL (no finalizers): the server child exits by itself."""
     script = (
         "import sys, time; sys.path.insert(0, sys.argv[1]); from llamacpp import LlamaServer\n"
-        "s = LlamaServer(slots=1, embedding=False); print(s.url, s.pid, flush=True); time.sleep(60)"
+        "s = LlamaServer(slots=1, embedding=False); print(s.url, s.pid, s.log_path, flush=True); time.sleep(60)"
     )
     tests_dir = str(Path(__file__).parent)
     parent = subprocess.Popen([sys.executable, "-c", script, tests_dir], stdout=subprocess.PIPE, text=True)
     try:
-        url, pid = parent.stdout.readline().split()
+        url, pid, log_path = parent.stdout.readline().split()
         assert httpx.get(url + "/health").status_code == 200
     finally:
         os.kill(parent.pid, signal.SIGKILL)
@@ -198,4 +198,8 @@ def test_no_orphan_when_the_parent_is_killed():
         if time.monotonic() > deadline:
             os.kill(int(pid), signal.SIGKILL)  # still serving, so the pid is still the orphan's
             pytest.fail("the server outlived its killed parent")
+        time.sleep(0.05)
+    deadline = time.monotonic() + 3
+    while os.path.exists(log_path):  # the child removes its log when orphaned
+        assert time.monotonic() < deadline, "the orphaned server left its log behind"
         time.sleep(0.05)
