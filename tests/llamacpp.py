@@ -133,21 +133,18 @@ class LlamaServer:
                 self._proc.wait(timeout)
             except subprocess.TimeoutExpired:
                 self.kill()
-        self._close()
-
-    def kill(self) -> None:
-        """SIGKILL at once (a server dying mid-stream); reaps the child."""
-        if self._proc.poll() is None:
-            self._proc.kill()
-        self._proc.wait()
-        self._close()
-
-    def _close(self) -> None:
         if self._proc.stdout is not None:
             self._proc.stdout.close()
         if hasattr(self, "client"):
             self.client.close()
         shutil.rmtree(self._logdir, ignore_errors=True)
+
+    def kill(self) -> None:
+        """SIGKILL at once (a server dying mid-stream); reaps the child. Leaves ``client`` and
+        the log alone (``stop()`` still closes them)."""
+        if self._proc.poll() is None:
+            self._proc.kill()
+        self._proc.wait()
 
     def __enter__(self) -> LlamaServer:
         return self
