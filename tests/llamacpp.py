@@ -50,20 +50,30 @@ def missing() -> str | None:
 
 
 class LlamaServer:
-    """llama.cpp serving SmolLM2 as ``MODEL`` on 127.0.0.1, in a child process."""
+    """llama.cpp serving SmolLM2 as ``MODEL`` on 127.0.0.1, in a child process.
+
+    One thread by default: with 2 threads ggml's workers spin-wait for each other, and on a busy
+    2-core machine (CPU hogs, a second server) four parallel 48-token requests went from ~1.5 s
+    to over 60 s; with 1 thread they took 3.4 s (and ~0.5 s vs ~0.4 s on an idle machine).
+    """
 
     model = MODEL
 
     def __init__(
-        self, slots: int = 4, ctx: int = 8192, api_key: str | None = None, embedding: bool = True
+        self,
+        slots: int = 4,
+        ctx: int = 8192,
+        api_key: str | None = None,
+        embedding: bool = True,
+        threads: int = 1,
     ) -> None:
         if reason := missing():
             raise RuntimeError(reason)
         self.api_key = api_key
         self._logdir = tempfile.mkdtemp(prefix="llamacpp-")
         self.log_path = os.path.join(self._logdir, "server.log")
-        args = [sys.executable, __file__, str(os.getpid()), str(slots), str(ctx), str(int(embedding))]
-        env = {**os.environ, "LLAMA_TEST_API_KEY": api_key or ""}
+        args = [sys.executable, __file__, str(os.getpid()), str(slots), str(ctx), str(int(embedding)), str(threads)]
+        env = {**os.environ, "LLAMA_TEST_API_KEY": api_key or "", "LLAMA_TEST_LOGDIR": self._logdir}
         with open(self.log_path, "wb") as log:
             self._proc = subprocess.Popen(
                 args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log, env=env
@@ -76,7 +86,11 @@ class LlamaServer:
             raise
         self.v1 = self.url + "/v1"
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self.client = httpx.Client(base_url=self.url, headers=headers, timeout=60)
+        # No keep-alive: after a streamed response the server closes the connection without a
+        # "Connection: close", so a pooled one can fail the next request (test_llamacpp_server).
+        self.client = httpx.Client(
+            base_url=self.url, headers=headers, timeout=60, limits=httpx.Limits(max_keepalive_connections=0)
+        )
 
     def _read_address(self) -> str:
         assert self._proc.stdout is not None
@@ -119,21 +133,18 @@ class LlamaServer:
                 self._proc.wait(timeout)
             except subprocess.TimeoutExpired:
                 self.kill()
-        self._close()
-
-    def kill(self) -> None:
-        """SIGKILL at once (a server dying mid-stream); reaps the child."""
-        if self._proc.poll() is None:
-            self._proc.kill()
-        self._proc.wait()
-        self._close()
-
-    def _close(self) -> None:
         if self._proc.stdout is not None:
             self._proc.stdout.close()
         if hasattr(self, "client"):
             self.client.close()
         shutil.rmtree(self._logdir, ignore_errors=True)
+
+    def kill(self) -> None:
+        """SIGKILL at once (a server dying mid-stream); reaps the child. Leaves ``client`` and
+        the log alone (``stop()`` still closes them)."""
+        if self._proc.poll() is None:
+            self._proc.kill()
+        self._proc.wait()
 
     def __enter__(self) -> LlamaServer:
         return self
@@ -184,7 +195,7 @@ class LlamaServer:
         return r.json()["choices"][0]["message"]["content"]
 
 
-def _serve(parent: int, slots: int, ctx: int, embedding: bool) -> None:
+def _serve(parent: int, slots: int, ctx: int, embedding: bool, threads: int) -> None:
     import xllamacpp
 
     p = xllamacpp.CommonParams()
@@ -194,7 +205,7 @@ def _serve(parent: int, slots: int, ctx: int, embedding: bool) -> None:
     p.port = 0  # the server binds a free port; listening_address has it
     p.n_ctx = ctx
     p.n_parallel = slots
-    p.cpuparams.n_threads = p.cpuparams_batch.n_threads = 2
+    p.cpuparams.n_threads = p.cpuparams_batch.n_threads = threads
     p.endpoint_slots = p.endpoint_metrics = True
     if embedding:
         p.embedding = True
@@ -205,10 +216,11 @@ def _serve(parent: int, slots: int, ctx: int, embedding: bool) -> None:
     print("LISTENING", server.listening_address, flush=True)
     while os.getppid() == parent:  # reparented: pytest died without stopping us
         time.sleep(0.2)
+    shutil.rmtree(os.environ["LLAMA_TEST_LOGDIR"], ignore_errors=True)
     os._exit(0)  # no ~Server: it would wait for requests in flight
 
 
 if __name__ == "__main__":
-    _parent, _slots, _ctx, _embedding = (int(a) for a in sys.argv[1:5])
+    _parent, _slots, _ctx, _embedding, _threads = (int(a) for a in sys.argv[1:6])
     if os.getppid() == _parent:
-        _serve(_parent, _slots, _ctx, bool(_embedding))
+        _serve(_parent, _slots, _ctx, bool(_embedding), _threads)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -93,6 +94,37 @@ def test_client_disconnect_stops_generation(llama):
     assert not any(s["is_processing"] for s in llama.slots())
 
 
+def _served_then_closed(server: LlamaServer, stream: bool) -> bool:
+    """One raw HTTP/1.1 request (keep-alive by default): did the server close the socket after?"""
+    host, port = server.url.removeprefix("http://").split(":")
+    body = json.dumps(server.chat_body(STORY, max_tokens=8, stream=stream)).encode()
+    head = f"POST /v1/chat/completions HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body)
+        data = b""
+        end = b"data: [DONE]" if stream else b'"usage"'
+        while end not in data:
+            chunk = sock.recv(65536)
+            assert chunk, f"closed before the response ended: {data[-200:]!r}"
+            data += chunk
+        assert b"Connection: close" not in data.partition(b"\r\n\r\n")[0]
+        sock.settimeout(1.0)
+        try:
+            while chunk := sock.recv(65536):
+                pass
+            return True
+        except TimeoutError:
+            return False
+
+
+def test_server_closes_the_connection_after_a_stream(llama):
+    """A streamed reply ends with the connection closed, though its headers promised keep-alive:
+    a client that pools it can fail its next request ("Server disconnected without sending a
+    response"). A non-streamed reply keeps the connection open."""
+    assert _served_then_closed(llama, stream=True)
+    assert not _served_then_closed(llama, stream=False)
+
+
 def test_embeddings_have_576_dimensions(llama):
     r = llama.client.post("/v1/embeddings", json={"model": llama.model, "input": ["hello", "a dragon"]})
     r.raise_for_status()
@@ -146,12 +178,12 @@ def test_no_orphan_when_the_parent_is_killed():
     """pytest killed with SIGKILL (no finalizers): the server child exits by itself."""
     script = (
         "import sys, time; sys.path.insert(0, sys.argv[1]); from llamacpp import LlamaServer\n"
-        "s = LlamaServer(slots=1, embedding=False); print(s.url, s.pid, flush=True); time.sleep(60)"
+        "s = LlamaServer(slots=1, embedding=False); print(s.url, s.pid, s.log_path, flush=True); time.sleep(60)"
     )
     tests_dir = str(Path(__file__).parent)
     parent = subprocess.Popen([sys.executable, "-c", script, tests_dir], stdout=subprocess.PIPE, text=True)
     try:
-        url, pid = parent.stdout.readline().split()
+        url, pid, log_path = parent.stdout.readline().split()
         assert httpx.get(url + "/health").status_code == 200
     finally:
         os.kill(parent.pid, signal.SIGKILL)
@@ -161,11 +193,13 @@ def test_no_orphan_when_the_parent_is_killed():
     while True:
         try:
             httpx.get(url + "/health", timeout=1)
-        except httpx.ConnectError:
-            break
-        except (httpx.ReadError, httpx.RemoteProtocolError):  # going away: ask again
-            pass
+        except (httpx.ConnectError, httpx.ReadError, httpx.RemoteProtocolError):
+            break  # refused, or reset while the process went
         if time.monotonic() > deadline:
             os.kill(int(pid), signal.SIGKILL)  # still serving, so the pid is still the orphan's
             pytest.fail("the server outlived its killed parent")
+        time.sleep(0.05)
+    deadline = time.monotonic() + 3
+    while os.path.exists(log_path):  # the child removes its log when orphaned
+        assert time.monotonic() < deadline, "the orphaned server left its log behind"
         time.sleep(0.05)
