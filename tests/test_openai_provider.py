@@ -19,27 +19,33 @@ from gleitzeit_nb.core.backend import ChatRequest, EmbedRequest
 from gleitzeit_nb.errors import ProviderResponseError, ProviderUnavailableError
 from gleitzeit_nb.providers import OpenAICompatibleProvider
 
-from .llama_server import MODEL, free_port, llama_server, requests_processing
+from .conftest import LLAMA_KEY as KEY
+from .llamacpp import MODEL, LlamaServer
 
-KEY = "sk-test-123"
 GREEDY = {"temperature": 0, "seed": 1}
 MESSAGES = [{"role": "system", "content": "You answer briefly."},
             {"role": "user", "content": "Name three fruits."}]
 STORY = [{"role": "user", "content": "Tell me a long story about a lighthouse keeper."}]
 
 
-@pytest.fixture(scope="module")
-def server():
-    """llama.cpp with 4 slots, metrics and embeddings: its root URL."""
-    with llama_server(embed=True) as url:
-        yield url
+@pytest.fixture
+def server(llama: LlamaServer) -> str:
+    """The session's llama.cpp (4 slots, metrics, embeddings): its root URL."""
+    return llama.url
 
 
-@pytest.fixture(scope="module")
-def keyed():
-    """llama.cpp requiring ``Authorization: Bearer sk-test-123`` (1 slot, no embeddings)."""
-    with llama_server(api_key=KEY, slots=1) as url:
-        yield url
+@pytest.fixture
+def keyed(llama_keyed: LlamaServer) -> str:
+    """llama.cpp requiring ``Authorization: Bearer KEY``: its root URL."""
+    return llama_keyed.url
+
+
+def requests_processing(url: str) -> float:
+    """``llamacpp:requests_processing`` from ``/metrics`` (requests generating now)."""
+    for line in httpx.get(f"{url}/metrics", timeout=5).text.splitlines():
+        if line.startswith("llamacpp:requests_processing"):
+            return float(line.split()[-1])
+    raise AssertionError("/metrics has no llamacpp:requests_processing")
 
 
 @pytest.fixture
@@ -173,13 +179,13 @@ async def test_vision_on_a_text_model_is_a_capability_error(provider):
     assert "cannot read images" in str(info.value) and "--mmproj" in str(info.value)
 
 
-async def test_wrong_path_and_no_server(server):
+async def test_wrong_path_and_no_server(server, dead_url):
     async with OpenAICompatibleProvider(base_url=f"{server}/api", max_retries=0) as p:
         with pytest.raises(ProviderResponseError) as info:
             await p.handle_request("chat", {"model": MODEL, "messages": MESSAGES})
     assert info.value.status_code == 404
     assert "has no /api/chat/completions: is the base URL right?" in str(info.value)
-    dead = f"127.0.0.1:{free_port()}"
+    dead = dead_url.removeprefix("http://")
     async with OpenAICompatibleProvider(base_url=dead, max_retries=0) as p:
         assert p.base_url == f"http://{dead}/v1"
         with pytest.raises(ProviderUnavailableError) as info:
