@@ -195,6 +195,9 @@ def test_errors_are_readable(kernel, sim, dead_url):
         assert fix in text and len(ex.error["traceback"]) <= 3
         everything = str([m["content"] for m in ex.msgs])
         assert "httpx" not in everything and "Traceback" not in everything
+        shown = str([m["content"]["data"] for m in ex.of_type("display_data",
+                                                              "update_display_data")])
+        assert fix not in shown  # said once, by the cell's error
         assert not any(n in everything for n in ("ReadError", "RemoteProtocolError", "ConnectError"))
     # The partial text of the broken stream stays on screen.
     assert len(reply_markdown(broken)["text/plain"].split()) >= 5

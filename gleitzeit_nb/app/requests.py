@@ -111,8 +111,8 @@ async def stream_reply(backend: BackendProvider, request: Any, display: Any, *,
                        deadline: float | None = None) -> Reply:
     """Stream a reply into ``display``; on any failure the partial text stays on screen.
 
-    Interrupts and cancellation mark the display interrupted and propagate; errors after the
-    stream began carry the partial text (``StreamError.partial``). ``deadline`` bounds the
+    Interrupts and cancellation mark the display interrupted and propagate; errors mark it
+    (the message is the caller's to show) and carry the partial text (``StreamError.partial``). ``deadline`` bounds the
     whole reply in seconds.
     """
     display.start()
@@ -133,11 +133,12 @@ async def stream_reply(backend: BackendProvider, request: Any, display: Any, *,
             f"deadline of {deadline} s ({len(stream.text)} characters kept). Raise it with "
             "deadline= (in a notebook: %config LLMMagics.deadline = …) or ask for less "
             "(max_tokens).", phase="deadline", url=backend.base_url, partial=stream.text)
-        display.finish(stats=None, status="error", note=str(exc))
+        display.finish(stats=None, status="error")
         raise exc from None
-    except LLMError as exc:
-        note = exc.message.split(". ")[0] if isinstance(exc, StreamError) else ""
-        display.finish(stats=None, status="error", note=note or str(exc))
+    except LLMError:
+        # only marked here: the error itself is shown once, by whoever catches it (the cell's
+        # error line, a panel's status)
+        display.finish(stats=None, status="error")
         raise
     finally:
         if ticker is not None:

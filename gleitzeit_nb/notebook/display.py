@@ -135,9 +135,10 @@ class ReplyDisplay:
         self._finished = True
         if self.mode == "terminal":
             self._write_footer(stats, status, note)
-        elif self.mode == "live" or self._chars or self._thinking_chars or status != "error":
-            # (final mode with an error and nothing received shows nothing: the exception says it)
+        elif self._chars or self._thinking_chars or status != "error":
             self._render(status, stats, note)
+        elif self._handle is not None:  # an error before any text: the cell's error says it all
+            self._show({"text/plain": ""})
 
     # -- notebook ----------------------------------------------------------------------------
     def _render(self, status: str, stats: Mapping[str, Any] | None = None, note: str = "") -> None:
