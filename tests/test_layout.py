@@ -131,3 +131,18 @@ def test_app_layer_imports_no_ipython():
             "('IPython', 'ipykernel', 'ipywidgets')]; print(bad)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_public_functions_show_real_signatures():
+    import inspect
+
+    import gleitzeit_nb
+
+    assert {"chat", "batch", "embed", "ChatPanel", "VisionPanel", "settings",
+            "OpenAICompatibleProvider", "OllamaProvider"} <= set(dir(gleitzeit_nb))
+    batch_params = inspect.signature(gleitzeit_nb.batch).parameters
+    assert list(batch_params)[:2] == ["items", "prompt"] and "hosts" in batch_params
+    assert "texts" in inspect.signature(gleitzeit_nb.embed).parameters
+    chat_params = inspect.signature(gleitzeit_nb.chat).parameters
+    assert {"prompt", "host", "api", "chunk_timeout", "deadline"} <= set(chat_params)
+    assert "%config LLMMagics" in gleitzeit_nb.chat.__doc__
