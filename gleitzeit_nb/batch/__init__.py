@@ -16,6 +16,7 @@ See ``run_batch`` for the arguments, ``BatchResult`` for list results, and
 
 from __future__ import annotations
 
+import inspect
 import sys
 import types
 from typing import Any
@@ -41,6 +42,8 @@ class _CallableModule(types.ModuleType):
     __call__ = staticmethod(run_batch)
 
 sys.modules[__name__].__class__ = _CallableModule
+#: What ``inspect.signature`` (and so ``gleitzeit_nb.batch?``) shows for this callable module.
+__signature__ = inspect.signature(run_batch)
 
 #: This module (callable), so a lazy ``from gleitzeit_nb.batch import batch`` gets the same object.
 batch = sys.modules[__name__]
