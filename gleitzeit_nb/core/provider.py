@@ -124,6 +124,11 @@ class BackendProvider(ProtocolProvider):
         """The one spelling of a model name on this API (replay keys and lookups use it)."""
         return name.strip()
 
+    def suggest_model(self, capability: str) -> tuple[str, str] | None:
+        """A model to get for ``capability`` and how (``("llava", "`ollama pull llava`")``),
+        where the server can install models; None where it serves what it was started with."""
+        return None
+
     # -- the llm/v1 façade ---------------------------------------------------------------------
     async def handle_request(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
         """Run ``chat``, ``vision`` or ``embed`` (``llm/`` prefix optional) to completion.

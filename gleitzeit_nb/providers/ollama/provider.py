@@ -17,6 +17,9 @@ from .transport import OllamaTransport, RetryPolicy, Timeouts
 
 logger = logging.getLogger("gleitzeit_nb.providers.ollama")
 
+#: What to pull when a server has no model for a job.
+_SUGGESTED = {"completion": "llama3.2", "vision": "llava", "embedding": "nomic-embed-text"}
+
 
 class OllamaProvider(BackendProvider):
     kind = "ollama"
@@ -83,6 +86,10 @@ class OllamaProvider(BackendProvider):
         """``llama3.2`` → ``llama3.2:latest``; a tag (or a registry port before a ``/``) is kept."""
         name = name.strip()
         return name if ":" in name.rsplit("/", 1)[-1] else f"{name}:latest"
+
+    def suggest_model(self, capability: str) -> tuple[str, str] | None:
+        name = _SUGGESTED.get(capability)
+        return (name, f"`ollama pull {name}`") if name else None
 
     async def capacity_hint(self) -> int | None:
         """``OLLAMA_NUM_PARALLEL`` from this environment, for a loopback server (a local
