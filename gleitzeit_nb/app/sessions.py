@@ -53,8 +53,5 @@ class SessionStore:
             self._sessions[name] = ChatSession(name)
         return self._sessions[name]
 
-    def names(self) -> list[str]:
-        return list(self._sessions)
-
     def reset(self, name: str | None = None) -> None:
         self.get(name).reset()

@@ -42,9 +42,6 @@ class ProtocolProviderRegistry:
                 f"registry.register_protocol(spec) first (known: {', '.join(self._protocols) or 'none'})."
             ) from None
 
-    def list_protocols(self) -> list[str]:
-        return list(self._protocols)
-
     def register_provider(self, provider_id: str, protocol_id: str,
                           provider_instance: ProtocolProvider) -> None:
         spec = self.get_protocol(protocol_id)

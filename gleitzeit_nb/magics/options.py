@@ -160,10 +160,6 @@ def _take_value(text: str) -> tuple[str, str]:
     return value, rest.lstrip()
 
 
-def usage(parser: argparse.ArgumentParser) -> str:
-    return parser.format_help()
-
-
 def namespace_value(name: str, user_ns: dict[str, Any], what: str) -> Any:
     """Look up ``name`` for an option like --schema; a clear UsageError if it is missing."""
     if name not in user_ns:
