@@ -21,9 +21,9 @@ from .connections import CONNECTIONS, Connections
 from .replies import Reply
 from .structured import format_for, parse_reply
 
-#: Request options that go to the model (the llm/v1 chat parameters a caller may set).
-GENERATION_KEYS = ("system", "temperature", "max_tokens", "seed", "file_path", "think",
-                   "format", "keep_alive", "num_ctx", "top_k", "top_p", "stop")
+#: Request options that go to the model: the llm/v1 chat parameters besides the conversation.
+GENERATION_KEYS = tuple(k for k in LLM_PROTOCOL_V1["methods"]["chat"]["parameters"]
+                        if k not in ("model", "messages", "stream"))
 
 
 @dataclass
