@@ -2,7 +2,7 @@
 
 1. A 20,000-token unthrottled reply through ``%%llm`` (live display, throttled updates) vs a raw
    httpx streaming loop in the same kernel; medians of alternating runs (target <= 1.15x).
-2. ``%load_ext gleitzeit_nb`` in a fresh kernel (target <= 150 ms).
+2. ``%load_ext gleitzeit_nb`` in a fresh kernel (target <= 150 ms): see ``bench/import_time.py``.
 3. Display traffic for a 2,000-token reply: see ``bench/display_traffic.py`` (run by ``./run bench``).
 
     python bench/magic_overhead.py [--tokens 20000] [--runs 5]
@@ -53,20 +53,6 @@ def timed(kernel: Kernel, code: str) -> dict:
     return json.loads(ex.stdout.strip().splitlines()[-1])
 
 
-def load_ext_ms(url: str, runs: int) -> list[float]:
-    times = []
-    for _ in range(runs):
-        k = Kernel({"OLLAMA_HOST": url})
-        try:
-            out = k.run("import time; t = time.perf_counter(); "
-                        "get_ipython().run_line_magic('load_ext', 'gleitzeit_nb'); "
-                        "print((time.perf_counter() - t) * 1e3)").stdout
-            times.append(float(out.strip()))
-        finally:
-            k.shutdown()
-    return times
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--tokens", type=int, default=20_000)
@@ -89,7 +75,6 @@ def main() -> None:
                 magic.append(m["secs"])
         finally:
             k.shutdown()
-        ext = load_ext_ms(url, 3)
     finally:
         proc.terminate()
         proc.wait()
@@ -98,8 +83,6 @@ def main() -> None:
     print(f"  raw httpx loop : {r_med * 1e3:8.1f} ms")
     print(f"  %%llm (live)   : {m_med * 1e3:8.1f} ms")
     print(f"  ratio {m_med / r_med:.3f}x   (target <= 1.15x)")
-    print(f"%load_ext gleitzeit_nb in a fresh kernel: median {statistics.median(ext):.1f} ms "
-          f"(runs: {', '.join(f'{t:.1f}' for t in ext)}; target <= 150 ms)")
 
 
 if __name__ == "__main__":
