@@ -37,7 +37,7 @@ _LAZY = {
     "LLMError": "gleitzeit_nb.errors",
     "OllamaProvider": "gleitzeit_nb.providers",
     "OpenAICompatibleProvider": "gleitzeit_nb.providers",
-    "settings": "gleitzeit_nb.app.settings",
+    "SETTINGS": "gleitzeit_nb.app.settings",
     "chat": "gleitzeit_nb.notebook.chat",
     "Reply": "gleitzeit_nb.app.replies",
     "prepare_image": "gleitzeit_nb.core.image_prep",

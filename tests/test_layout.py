@@ -138,7 +138,7 @@ def test_public_functions_show_real_signatures():
 
     import gleitzeit_nb
 
-    assert {"chat", "batch", "embed", "ChatPanel", "VisionPanel", "settings",
+    assert {"chat", "batch", "embed", "ChatPanel", "VisionPanel", "SETTINGS",
             "OpenAICompatibleProvider", "OllamaProvider"} <= set(dir(gleitzeit_nb))
     batch_params = inspect.signature(gleitzeit_nb.batch).parameters
     assert list(batch_params)[:2] == ["items", "prompt"] and "hosts" in batch_params

@@ -84,3 +84,19 @@ def test_replay_offline_without_model(kernel, sim):
     finally:
         sim.start()
         kernel.run("%config LLMMagics.replay = 'off'")
+
+
+def test_settings_from_code_before_and_after_load_ext(sim, dead_url_module):
+    k = Kernel({"OLLAMA_HOST": dead_url_module, "GLEITZEIT_DISPLAY": "final",
+                "GLEITZEIT_REPLAY": ""})
+    try:
+        ex = k.run(f"import gleitzeit_nb\ngleitzeit_nb.SETTINGS.host = {sim.url!r}\n"
+                   "gleitzeit_nb.SETTINGS.model = 'qwen3'\n%load_ext gleitzeit_nb\n"
+                   "gleitzeit_nb.SETTINGS.temperature = 0.1\n%llm hi\n"
+                   "print(get_ipython().find_magic('llm').__self__.model)")
+        assert ex.status == "ok", ex.error
+        assert ex.stdout.strip().endswith("qwen3")  # %config LLMMagics shows what is in force
+        body = bodies(sim, "/api/chat")[-1]
+        assert body["model"] == "qwen3:latest" and body["options"] == {"temperature": 0.1}
+    finally:
+        k.shutdown()

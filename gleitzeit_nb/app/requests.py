@@ -19,6 +19,7 @@ from ..core.provider import BackendProvider
 from ..core.requests import chat_request
 from .connections import CONNECTIONS, Connections
 from .replies import Reply
+from .settings import SETTINGS
 from .structured import format_for, parse_reply
 
 #: Request options that go to the model: the llm/v1 chat parameters besides the conversation.
@@ -53,6 +54,30 @@ class Request:
     def backend(self, conn: Connections) -> BackendProvider:
         return conn.backend(self.host, api=self.api, api_key_env=self.api_key_env,
                             timeout=self.timeout, chunk_timeout=self.chunk_timeout)
+
+
+def make_request(prompt: str, *, images: list[PreparedImage] | None = None,
+                 model: str | None = None, system: str | None = None,
+                 temperature: float | None = None, max_tokens: int | None = None,
+                 seed: int | None = None, file_path: str | None = None,
+                 think: bool | str | None = None, host: str | None = None,
+                 api: str | None = None, api_key_env: str | None = None,
+                 timeout: float | None = None, chunk_timeout: float | None = None,
+                 deadline: float | None = None, session: str | None = None, new: bool = False,
+                 json: bool = False, schema: Any = None, remember: bool = True) -> Request:
+    """A request with whatever the caller leaves out (None) taken from ``SETTINGS``: the one
+    place where every entry point (magics, ``chat()``, panels) gets its defaults."""
+    s = SETTINGS
+    images = list(images or [])
+    return Request(
+        prompt=prompt, model=model or s.model_for(bool(images)), host=host, api=api,
+        api_key_env=api_key_env, timeout=timeout, chunk_timeout=chunk_timeout,
+        deadline=s.deadline if deadline is None else deadline, session=session, new=new,
+        images=images, json=json, schema=schema, remember=remember,
+        options={"system": s.system if system is None else system,
+                 "temperature": s.temperature if temperature is None else temperature,
+                 "max_tokens": s.max_tokens if max_tokens is None else max_tokens,
+                 "seed": seed, "file_path": file_path, "think": think})
 
 
 async def ask_async(req: Request, display: Any = None, conn: Connections = CONNECTIONS) -> Reply:

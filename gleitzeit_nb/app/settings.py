@@ -8,7 +8,7 @@ Keyword arguments override per call. Named servers (``%llm_host add``) live in `
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 
 from ..core.errors import InvalidParamsError
 
@@ -79,14 +79,10 @@ class Settings:
         self.servers[name] = Server(url, api, api_key_env)
         return self.servers[name]
 
-    def update(self, **values: object) -> None:
-        """Set several settings at once; unknown names raise."""
-        names = {f.name for f in fields(self)}
-        for key, value in values.items():
-            if key not in names:
-                raise InvalidParamsError(f"No setting {key!r}; settings: {', '.join(sorted(names))}.",
-                                         param=key)
-            setattr(self, key, value)
+    def model_for(self, images: bool) -> str | None:
+        """The configured model for a request with or without images (None: let the server's
+        models decide: a vision model is picked for images)."""
+        return (self.vision_model if images else self.model) or None
 
 
 def api_key(server: Server) -> str | None:

@@ -251,7 +251,7 @@ def _batch(items: Any, prompt: str | None, *, variables: Mapping[str, Any] | Non
     for name in ("system", "temperature", "max_tokens", "max_image_edge"):
         if kw[name] is None:
             kw[name] = getattr(s, name)
-    kw["model"] = kw["model"] or (s.vision_model if images else "") or s.model or None
+    kw["model"] = kw["model"] or s.model_for(images)
     options = {k: kw.pop(k) for k in ("system", "temperature", "max_tokens", "seed")}
     return Batch(rows, images=images, options=options, **kw)
 

@@ -13,7 +13,7 @@ from traitlets.config import Configurable
 
 from ..app.connections import CONNECTIONS
 from ..app.interpolate import interpolate
-from ..app.requests import Request
+from ..app.requests import make_request
 from ..app.settings import SETTINGS, Settings
 from ..core.errors import LLMError, ProviderTimeoutError
 from ..notebook.chat import ask
@@ -98,8 +98,12 @@ class LLMMagics(Magics, Configurable):
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
         self.conn = CONNECTIONS
-        for name in _SHARED:  # a config file's values, or the defaults
-            setattr(SETTINGS, name, getattr(self, name))
+        configured = set(self.config.get("LLMMagics", {}))
+        for name in _SHARED:  # configured before loading: to SETTINGS; else shown from it
+            if name in configured:
+                setattr(SETTINGS, name, getattr(self, name))
+            else:
+                setattr(self, name, getattr(SETTINGS, name))
 
     # -- chat ----------------------------------------------------------------------------------
     @no_var_expand  # {name} is ours to fill (with {{ escapes), not IPython's to evaluate
@@ -120,11 +124,12 @@ class LLMMagics(Magics, Configurable):
             raise UsageError("Nothing to ask: write a prompt after %llm, or in the %%llm cell.")
         schema = opts.namespace_value(args.schema, self.shell.user_ns, "--schema") \
             if args.schema else None
-        req = self._request(prompt, args, session=args.session, new=args.new, json=args.json,
-                            schema=schema, system=args.system, think=args.think,
-                            file_path=args.file)
+        req = make_request(prompt, model=args.model, host=args.host, system=args.system,
+                           temperature=args.temperature, max_tokens=args.max_tokens,
+                           seed=args.seed, file_path=args.file, think=args.think,
+                           session=args.session, new=args.new, json=args.json, schema=schema)
         try:
-            reply = ask(req, display=self.display, show_stats=self.show_stats)
+            reply = ask(req, display=SETTINGS.display)
         except (KeyboardInterrupt, LLMError) as exc:
             partial = req.partial or getattr(exc, "partial", None)
             if args.out and partial:  # what did arrive is not lost
@@ -268,27 +273,15 @@ class LLMMagics(Magics, Configurable):
             prompt = (prompt + "\n" + cell).strip()
         prompt = interpolate(prompt or "Describe this image.", self.shell.user_ns).strip()
         obj = resolve_image(image_ref, self.shell.user_ns)
-        prepared = prepare_and_show(obj, max_edge=args.max_edge or self.max_image_edge,
-                                    mode=self.display)
-        model = args.model or self.vision_model or None
-        req = self._request(prompt, args, session=args.session, new=False)
-        req.model, req.images, req.remember = model, [prepared], args.session is not None
-        self._store(args.out, ask(req, display=self.display, show_stats=self.show_stats))
+        prepared = prepare_and_show(obj, max_edge=args.max_edge or SETTINGS.max_image_edge,
+                                    mode=SETTINGS.display)
+        req = make_request(prompt, images=[prepared], model=args.model, host=args.host,
+                           temperature=args.temperature, max_tokens=args.max_tokens,
+                           seed=args.seed, session=args.session,
+                           remember=args.session is not None)
+        self._store(args.out, ask(req, display=SETTINGS.display))
 
     # -- helpers -------------------------------------------------------------------------------
-    def _request(self, prompt: str, args: Any, *, session: str | None, new: bool,
-                 json: bool = False, schema: Any = None, **extra: Any) -> Request:
-        system = extra.pop("system", None)
-        options = {
-            "system": system if system is not None else self.system,
-            "temperature": args.temperature if args.temperature is not None else self.temperature,
-            "max_tokens": args.max_tokens if args.max_tokens is not None else self.max_tokens,
-            "seed": args.seed, **extra,
-        }
-        return Request(prompt=prompt, model=args.model or self.model or None, host=args.host,
-                       deadline=self.deadline, session=session, new=new, json=json,
-                       schema=schema, options=options)
-
     def _store(self, name: str | None, value: Any) -> None:
         if name:
             if not name.isidentifier():

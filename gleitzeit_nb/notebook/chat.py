@@ -6,18 +6,17 @@ from typing import Any
 
 from ..app import bridge
 from ..app.replies import Reply
-from ..app.requests import Request, ask_async
+from ..app.requests import Request, ask_async, make_request
 from ..app.settings import SETTINGS
 from .display import ReplyDisplay
 
 
-def ask(req: Request, *, display: str | None = "auto", show_stats: bool | None = None) -> Reply:
+def ask(req: Request, *, display: str | None = "auto") -> Reply:
     """Run ``req`` from synchronous code (a cell, a script), shown per ``display`` (None: not
     shown; "auto", "live", "final" or "terminal")."""
     shown = None
     if display:
-        shown = ReplyDisplay(model=req.model or "", mode=display,
-                             show_stats=SETTINGS.show_stats if show_stats is None else show_stats)
+        shown = ReplyDisplay(model=req.model or "", mode=display, show_stats=SETTINGS.show_stats)
     return bridge.run(ask_async(req, shown))
 
 
@@ -33,7 +32,7 @@ def chat(prompt: str, *, model: str | None = None, session: str | None = None, n
     """Ask a model from Python code (scripts, loops): the twin of ``%%llm``.
 
     Every argument left out takes its default from the settings (``%config LLMMagics`` in a
-    notebook, ``gleitzeit_nb.settings`` in a script): ``model``, ``host``, ``temperature``,
+    notebook, ``gleitzeit_nb.SETTINGS`` in a script): ``model``, ``host``, ``temperature``,
     ``max_tokens``, ``system``, timeouts. Returns a ``Reply``: a ``str`` with ``.thinking``,
     ``.usage`` and, with ``json=True`` or ``schema=``, the parsed object (a pydantic instance
     for a pydantic class) on ``.value``. ``display`` is None (show nothing), "auto", "live",
@@ -43,16 +42,11 @@ def chat(prompt: str, *, model: str | None = None, session: str | None = None, n
     """
     from ..core.image_prep import prepare_image
 
-    s = SETTINGS
-    edge = s.max_image_edge if max_image_edge is None else max_image_edge
-    prepared = [prepare_image(i, max_edge=edge) for i in images or []]
-    req = Request(
-        prompt=prompt, model=model or (s.vision_model if prepared else "") or s.model or None,
-        host=host, api=api, api_key_env=api_key_env, timeout=timeout,
-        chunk_timeout=chunk_timeout, deadline=s.deadline if deadline is None else deadline,
-        session=session, new=new, images=prepared, json=json, schema=schema, remember=remember,
-        options={"system": s.system if system is None else system,
-                 "temperature": s.temperature if temperature is None else temperature,
-                 "max_tokens": s.max_tokens if max_tokens is None else max_tokens,
-                 "seed": seed, "file_path": file, "think": think})
+    edge = SETTINGS.max_image_edge if max_image_edge is None else max_image_edge
+    req = make_request(
+        prompt, images=[prepare_image(i, max_edge=edge) for i in images or []], model=model,
+        system=system, temperature=temperature, max_tokens=max_tokens, seed=seed,
+        file_path=file, think=think, host=host, api=api, api_key_env=api_key_env,
+        timeout=timeout, chunk_timeout=chunk_timeout, deadline=deadline, session=session,
+        new=new, json=json, schema=schema, remember=remember)
     return ask(req, display=display)

@@ -13,7 +13,7 @@ from ..app.connections import CONNECTIONS
 from ..app.markdown import escape_html
 from ..app.render import reply_bundle
 from ..app.replies import Reply
-from ..app.requests import Request, ask_async
+from ..app.requests import ask_async, make_request
 from ..app.settings import SETTINGS
 from .base import PanelBase, show_bundle
 from .stream import WidgetStream
@@ -90,11 +90,10 @@ class ChatPanel(PanelBase):
         out = self._add_turn("assistant", self.model or "", {"text/plain": "…",
                                                           "text/markdown": "*…*"})
         stream = WidgetStream(lambda bundle: show_bundle(out, bundle), model=self.model or "")
-        req = Request(prompt=text, model=self.model, host=self.host, timeout=self.timeout,
-                      deadline=SETTINGS.deadline, session=self.session,
-                      options={"system": self.system, "max_tokens": self.max_tokens,
-                               "temperature": self.temperature.value
-                               if self._temperature_set else None})
+        req = make_request(text, model=self.model, host=self.host, timeout=self.timeout,
+                           session=self.session, system=self.system,
+                           max_tokens=self.max_tokens, temperature=self.temperature.value
+                           if self._temperature_set else None)
         task = self._start(lambda s: ask_async(req, display=s), stream)
         _ANSWERING.add(self.session)
         task.add_done_callback(lambda _: _ANSWERING.discard(self.session))

@@ -10,7 +10,7 @@ import ipywidgets as w
 
 from ..core.image_prep import PreparedImage, prepare_image
 from ..app.replies import Reply
-from ..app.requests import Request, ask_async
+from ..app.requests import ask_async, make_request
 from ..app.settings import SETTINGS
 from .base import PanelBase, show_bundle
 from .stream import WidgetStream
@@ -78,9 +78,9 @@ class VisionPanel(PanelBase):
             raise ValueError("Load an image first (upload one, type a path or call load_image).")
         if self.running:
             raise RuntimeError("A request is already running: wait for it or press Stop.")
-        req = Request(prompt=prompt.strip() or "Describe this image.", model=self.model,
-                      host=self.host, timeout=self.timeout, deadline=SETTINGS.deadline,
-                      images=[self.image], remember=False)
+        req = make_request(prompt.strip() or "Describe this image.", images=[self.image],
+                           model=self.model, host=self.host, timeout=self.timeout,
+                           remember=False)
         show_bundle(self.output, {"text/plain": "…", "text/markdown": "*…*"})
         stream = WidgetStream(lambda bundle: show_bundle(self.output, bundle),
                               model=self.model or "")
