@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import logging
 import time
@@ -18,21 +19,20 @@ from .progress import Progress, progress_mode
 from ..app.connections import CONNECTIONS
 from ..app.settings import SETTINGS
 from ..core.provider import BackendProvider
-from .runner import annotate, backend_pool, capacity, make_engine, remember
+from .runner import annotate, make_engine, remember
+from .servers import Servers, capacity
 
 logger = logging.getLogger(__name__)
 
 
 class _Embedding:
-    def __init__(self, texts: list[str], model: str | None, batch_size: int,
-                 host: str | None, hosts: Sequence[str] | None, concurrency: int | None,
-                 progress: bool | str | None, timeout: float | None) -> None:
+    def __init__(self, texts: list[str], model: str | None, batch_size: int, servers: Servers,
+                 concurrency: int | None, progress: bool | str | None) -> None:
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise InvalidParamsError(f"batch_size must be a whole number >= 1, not {batch_size!r}.",
                                      param="batch_size")
         self.texts, self.model, self.batch_size = texts, model, batch_size
-        self.host, self.hosts, self.concurrency = host, hosts, concurrency
-        self.progress_arg, self.timeout = progress, timeout
+        self.servers, self.concurrency, self.progress_arg = servers, concurrency, progress
         self.chunks = [(start, texts[start:start + batch_size])
                        for start in range(0, len(texts), batch_size)]
         self.vectors: list[list[list[float]] | None] = [None] * len(self.chunks)
@@ -41,7 +41,7 @@ class _Embedding:
     async def run(self) -> Any:
         if not self.chunks:
             return self.array()
-        providers = backend_pool(self.host, self.hosts, self.timeout)
+        providers = self.servers.backends()
         engine = make_engine(providers)
         limit = await capacity(providers, self.concurrency)
         backend = providers[0]
@@ -154,19 +154,9 @@ def _check_numpy() -> None:
             from None
 
 
-async def embed_texts_async(texts: Any, model: str | None = None, *, batch_size: int = 32,
-                            host: str | None = None, hosts: Sequence[str] | None = None,
-                            concurrency: int | None = None, progress: bool | str | None = "auto",
-                            timeout: float | None = None) -> Any:
-    """``embed_texts`` for async code (same arguments and result)."""
-    _check_numpy()
-    job = _Embedding(_texts(texts), model, batch_size, host, hosts, concurrency, progress,
-                     timeout)
-    return await job.run()
-
-
 def embed_texts(texts: Any, model: str | None = None, *, batch_size: int = 32,
                 host: str | None = None, hosts: Sequence[str] | None = None,
+                api: str | None = None, api_key_env: str | None = None,
                 concurrency: int | None = None, progress: bool | str | None = "auto",
                 timeout: float | None = None) -> Any:
     """Embed ``texts`` (a list of str or a Series): a float32 array, one row per text, in order.
@@ -174,18 +164,37 @@ def embed_texts(texts: Any, model: str | None = None, *, batch_size: int = 32,
     Texts go to the server ``batch_size`` at a time, with requests in flight chosen as in
     ``gleitzeit_nb.batch``. ``model=None``: ``%config LLMMagics.embed_model``, else
     ``LLMMagics.model`` unless the server says it cannot embed, else a model with the
-    "embedding" capability. ``host``, ``hosts`` and ``timeout`` default to the settings too. A failed request raises its error (the rows in the message); on an interrupt
-    or error the vectors so far (unfinished rows NaN) are on the exception as ``.partial`` and
-    in ``gleitzeit_nb.batch.last_result``.
+    "embedding" capability. ``host`` (or ``hosts``), ``api``, ``api_key_env`` and ``timeout``
+    left out come from the settings too. A failed request raises its error (the texts in the
+    message); on an interrupt or error the vectors so far (unfinished rows NaN) are on the
+    exception as ``.partial`` and in ``gleitzeit_nb.batch.last_result``.
     """
     from ..app import bridge
 
-    _check_numpy()
-    job = _Embedding(_texts(texts), model, batch_size, host, hosts, concurrency, progress,
-                     timeout)
+    job = _job(**_arguments(locals()))
     try:
         return bridge.run(job.run())
     except KeyboardInterrupt as exc:
         if getattr(exc, "partial", None) is None:
             exc.partial = job.array()  # type: ignore[attr-defined]
         raise
+
+
+async def embed_texts_async(*args: Any, **kwargs: Any) -> Any:
+    """``embed_texts`` for async code (same arguments and result)."""
+    bound = inspect.signature(embed_texts).bind(*args, **kwargs)
+    bound.apply_defaults()
+    return await _job(**bound.arguments).run()
+
+
+embed_texts_async.__signature__ = inspect.signature(embed_texts)  # type: ignore[attr-defined]
+
+
+def _arguments(given: dict[str, Any]) -> dict[str, Any]:
+    return {name: given[name] for name in inspect.signature(embed_texts).parameters}
+
+
+def _job(texts: Any, model: str | None, batch_size: int, concurrency: int | None,
+         progress: bool | str | None, **where: Any) -> _Embedding:
+    _check_numpy()
+    return _Embedding(_texts(texts), model, batch_size, Servers(**where), concurrency, progress)

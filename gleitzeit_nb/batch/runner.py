@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import sys
 import time
@@ -12,7 +13,7 @@ from typing import Any
 from .. import replay
 from ..replay.errors import ReplayMissError
 from ..core import LLM_PROTOCOL_V1, ExecutionEngine, ProtocolProviderRegistry, Task, TaskResult
-from ..core.errors import (InvalidParamsError, LLMError, ModelNotFoundError,
+from ..core.errors import (InvalidParamsError, LLMError, ModelNotFoundError, ProviderTimeoutError,
                            ProviderUnavailableError, StructuredOutputError)
 from ..app.connections import CONNECTIONS
 from ..app.settings import SETTINGS
@@ -20,7 +21,8 @@ from ..core.engine import TaskStatus
 from ..core.provider import BackendProvider
 from ..core.requests import chat_request
 from .items import Rows, build_rows
-from .limiter import Limit, choose_limit, dispatch
+from .limiter import Limit, dispatch
+from .servers import Servers, capacity
 from .progress import Progress, progress_mode
 from .results import RowOutcome, check_schema_fields, shape
 
@@ -51,26 +53,6 @@ def annotate(exc: BaseException, label: Any, kind: str) -> BaseException:
     return exc
 
 
-def backend_pool(host: str | None, hosts: Sequence[str] | None,
-                 timeout: float | None) -> list[BackendProvider]:
-    """One backend per distinct server (shared with the magics, so connections are reused)."""
-    wanted = ([host] if host or not hosts else []) + list(hosts or [])
-    backends: dict[str, BackendProvider] = {}
-    for h in wanted:
-        b = CONNECTIONS.backend(h, timeout=timeout)
-        backends.setdefault(b.base_url, b)
-    return list(backends.values())
-
-
-async def capacity(backends: Sequence[BackendProvider], concurrency: int | None) -> Limit:
-    """The batch's limit (see ``limiter``); each backend's hint is kept for the registry."""
-    hints = await asyncio.gather(*(b.capacity_hint() for b in backends)) \
-        if concurrency is None else [None] * len(backends)
-    for b, hint in zip(backends, hints):
-        b.capacity = hint
-    return choose_limit(concurrency, list(hints))
-
-
 def make_engine(providers: Sequence[Any]) -> ExecutionEngine:
     registry = ProtocolProviderRegistry()
     registry.register_protocol(LLM_PROTOCOL_V1)
@@ -84,8 +66,8 @@ class Batch:
     """One batch run: its rows, settings, and the outcome of every row as it finishes."""
 
     def __init__(self, rows: Rows, *, model: str | None, schema: Any, images: bool,
-                 on_error: str, options: dict[str, Any], host: str | None,
-                 hosts: Sequence[str] | None, timeout: float | None, concurrency: int | None,
+                 on_error: str, options: dict[str, Any], servers: Servers,
+                 deadline: float | None, concurrency: int | None,
                  progress: bool | str | None, max_image_edge: int | None) -> None:
         if on_error not in ON_ERROR:
             raise InvalidParamsError(f"on_error must be one of {', '.join(ON_ERROR)}, "
@@ -96,7 +78,7 @@ class Batch:
         self.images = images
         self.on_error = on_error
         self.options = {k: v for k, v in options.items() if v is not None}
-        self.host, self.hosts, self.timeout = host, hosts, timeout
+        self.servers, self.deadline = servers, deadline
         self.concurrency = concurrency
         self.progress_arg = progress
         self.max_image_edge = max_image_edge
@@ -125,7 +107,7 @@ class Batch:
         todo = [i for i, o in enumerate(self.outcomes) if o is None]
         if not todo:
             return self._finish()
-        providers = backend_pool(self.host, self.hosts, self.timeout)
+        providers = self.servers.backends()
         self.backend = providers[0]
         self.engine = make_engine(providers)
         self.limit = await capacity(providers, self.concurrency)
@@ -189,7 +171,15 @@ class Batch:
                                       "response": hit.text, "thinking": hit.thinking,
                                       "usage": hit.stats or {}, "model": hit.model,
                                       "finish_reason": (hit.stats or {}).get("finish_reason")})
-        return await self.engine.execute_task(Task(id=f"row-{i}", method=method, params=params))
+        task = Task(id=f"row-{i}", method=method, params=params)
+        try:
+            async with asyncio.timeout(self.deadline):
+                return await self.engine.execute_task(task)
+        except TimeoutError:  # this row's error: the others go on
+            return TaskResult(task_id=task.id, status=TaskStatus.FAILED, error=ProviderTimeoutError(
+                f"The reply took longer than the deadline of {self.deadline} s. Raise it with "
+                "deadline= (in a notebook: %config LLMMagics.deadline = …) or ask for less "
+                "(max_tokens).", phase="deadline"))
 
     def _lookup(self, i: int, replayer: Any, params: dict[str, Any]) -> Any:
         """The recorded reply of row ``i`` (keyed like the chat pipeline), or None to go live."""
@@ -248,30 +238,14 @@ def _batch(items: Any, prompt: str | None, *, variables: Mapping[str, Any] | Non
            images: bool, **kw: Any) -> Batch:
     rows = build_rows(items, prompt, images=images, variables=variables)
     s = SETTINGS  # what a call leaves out comes from the settings (%config LLMMagics)
-    for name in ("system", "temperature", "max_tokens", "max_image_edge"):
+    for name in ("system", "temperature", "max_tokens", "max_image_edge", "deadline"):
         if kw[name] is None:
             kw[name] = getattr(s, name)
     kw["model"] = kw["model"] or s.model_for(images)
     options = {k: kw.pop(k) for k in ("system", "temperature", "max_tokens", "seed")}
-    return Batch(rows, images=images, options=options, **kw)
-
-
-async def run_batch_async(items: Any, prompt: str | None = None, *, model: str | None = None,
-                          concurrency: int | None = None, schema: Any = None,
-                          images: bool = False, on_error: str = "collect",
-                          system: str | None = None, temperature: float | None = None,
-                          max_tokens: int | None = None, seed: int | None = None,
-                          host: str | None = None, hosts: Sequence[str] | None = None,
-                          timeout: float | None = None, progress: bool | str | None = "auto",
-                          max_image_edge: int | None = None,
-                          variables: Mapping[str, Any] | None = None) -> Any:
-    """``run_batch`` for async code (same arguments and result)."""
-    batch = _batch(items, prompt, variables=variables, images=images, model=model,
-                   concurrency=concurrency, schema=schema, on_error=on_error, system=system,
-                   temperature=temperature, max_tokens=max_tokens, seed=seed, host=host,
-                   hosts=hosts, timeout=timeout, progress=progress,
-                   max_image_edge=max_image_edge)
-    return await batch.run()
+    servers = Servers(**{k: kw.pop(k) for k in ("host", "hosts", "api", "api_key_env",
+                                                  "timeout", "chunk_timeout")})
+    return Batch(rows, images=images, options=options, servers=servers, **kw)
 
 
 def run_batch(items: Any, prompt: str | None = None, *, model: str | None = None,
@@ -279,7 +253,9 @@ def run_batch(items: Any, prompt: str | None = None, *, model: str | None = None
               on_error: str = "collect", system: str | None = None,
               temperature: float | None = None, max_tokens: int | None = None,
               seed: int | None = None, host: str | None = None,
-              hosts: Sequence[str] | None = None, timeout: float | None = None,
+              hosts: Sequence[str] | None = None, api: str | None = None,
+              api_key_env: str | None = None, timeout: float | None = None,
+              chunk_timeout: float | None = None, deadline: float | None = None,
               progress: bool | str | None = "auto", max_image_edge: int | None = None,
               variables: Mapping[str, Any] | None = None) -> Any:
     """Ask the same question of many items, as many at once as the server can take.
@@ -303,19 +279,16 @@ def run_batch(items: Any, prompt: str | None = None, *, model: str | None = None
     any mode. ``concurrency=None`` uses the servers' capacity: the slots a server publishes
     (llama.cpp; a local Ollama in its environment), else learned while running (see
     ``result.concurrency_source``). ``hosts`` (URLs or server names) spreads the rows over
-    several servers by their capacity. Arguments left out (model, host, system, temperature,
-    max_tokens, timeout, max_image_edge) come from the settings (``%config LLMMagics``).
+    several servers of one API by their capacity. Arguments left out (model, host, api,
+    api_key_env, system, temperature, max_tokens, timeouts, ``deadline`` for each row,
+    max_image_edge) come from the settings (``%config LLMMagics``).
 
     An interrupt (or any early stop) cancels every request in flight; the rows finished so far
     are on the exception as ``.partial`` and kept as ``gleitzeit_nb.batch.last_result``.
     """
     from ..app import bridge
 
-    batch = _batch(items, prompt, variables=variables, images=images, model=model,
-                   concurrency=concurrency, schema=schema, on_error=on_error, system=system,
-                   temperature=temperature, max_tokens=max_tokens, seed=seed, host=host,
-                   hosts=hosts, timeout=timeout, progress=progress,
-                   max_image_edge=max_image_edge)
+    batch = _batch(**_arguments(locals()))
     try:
         return bridge.run(batch.run())
     except KeyboardInterrupt as exc:
@@ -324,3 +297,18 @@ def run_batch(items: Any, prompt: str | None = None, *, model: str | None = None
             batch.aborted = True
             exc.partial = batch._finish()  # type: ignore[attr-defined]
         raise
+
+
+def _arguments(given: dict[str, Any]) -> dict[str, Any]:
+    """``run_batch``'s arguments by name (so the async twin cannot drift from it)."""
+    return {name: given[name] for name in inspect.signature(run_batch).parameters}
+
+
+async def run_batch_async(*args: Any, **kwargs: Any) -> Any:
+    """``run_batch`` for async code (same arguments and result)."""
+    bound = inspect.signature(run_batch).bind(*args, **kwargs)
+    bound.apply_defaults()
+    return await _batch(**bound.arguments).run()
+
+
+run_batch_async.__signature__ = inspect.signature(run_batch)  # type: ignore[attr-defined]
