@@ -13,7 +13,7 @@ class Reply(str):
     ``stats`` is the reply's usage as a dict (``output_tokens``, ``input_tokens``,
     ``finish_reason``, timings in seconds); ``usage`` is the same as a ``Usage``.
 
-    ``status`` is "done", "interrupted", "stopped" or "error"; ``value`` holds the parsed object
+    ``status`` is "done", "replayed", "interrupted", "stopped" or "error"; ``value`` holds the parsed object
     for JSON / schema replies. In a notebook it renders as escaped Markdown.
     """
 

@@ -1,7 +1,7 @@
 """How many requests a batch keeps in flight, and the dispatcher that honours that limit.
 
 The limit comes from, in order: an explicit ``concurrency=`` ("configured"); the servers' own
-capacity hints when every server gives one ("server slots": llama.cpp publishes its slots, a
+capacity hints when every server gives one ("server slots": llama.cpp publishes its slots,
 a local Ollama says it through its environment); otherwise it is learned ("learned") by
 ``AdaptiveLimit``.
 

@@ -3,8 +3,8 @@
 Plain asyncio; no IPython or notebook imports here.
 """
 
-from .backend import (CAPABILITIES, SAMPLING, ChatBackend, ChatRequest, EmbedRequest,
-                      EmbedResult, ModelInfo, ReplyStream, StreamChunk, ToolCall, Usage)
+from .backend import (SAMPLING, ChatRequest, EmbedRequest, EmbedResult, ModelInfo, ReplyStream,
+                      StreamChunk, ToolCall, Usage)
 from .engine import ExecutionEngine, Task, TaskResult, TaskStatus
 from .errors import (
     ImageError,
@@ -21,8 +21,8 @@ from .provider import BackendProvider, ProtocolProvider
 from .registry import ProtocolProviderRegistry, RegistryError
 
 __all__ = [
-    "ChatBackend", "ChatRequest", "EmbedRequest", "EmbedResult", "ModelInfo", "ReplyStream",
-    "StreamChunk", "ToolCall", "Usage", "SAMPLING", "CAPABILITIES", "BackendProvider",
+    "ChatRequest", "EmbedRequest", "EmbedResult", "ModelInfo", "ReplyStream",
+    "StreamChunk", "ToolCall", "Usage", "SAMPLING", "BackendProvider",
     "LLM_PROTOCOL_V1", "validate_params", "ProtocolProvider", "ProtocolProviderRegistry",
     "RegistryError", "Task", "TaskStatus", "TaskResult", "ExecutionEngine", "LLMError",
     "InvalidParamsError", "ImageError", "ProviderUnavailableError", "ModelNotFoundError",

@@ -1,7 +1,7 @@
-"""The backend seam: what every server API implements, in backend-neutral types.
+"""The backend seam's types: what every server API takes and gives, backend-neutral.
 
 Everything above ``providers/`` (sessions, magics, panels, batch, replay) talks to a server only
-through :class:`ChatBackend`::
+through a :class:`~gleitzeit_nb.core.provider.BackendProvider`, which each API subclasses::
 
     kind                         "ollama" | "openai": the API (replay keys name it, never the host)
     base_url                     where the server is
@@ -19,18 +19,15 @@ Requests and usage name no server's option or stats keys: ``max_tokens``, ``inpu
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 from .reply_stream import ReplyStream, StreamChunk
 
-__all__ = ["ChatBackend", "ChatRequest", "EmbedRequest", "EmbedResult", "ModelInfo",
-           "ReplyStream", "StreamChunk", "ToolCall", "Usage", "SAMPLING", "CAPABILITIES"]
+__all__ = ["ChatRequest", "EmbedRequest", "EmbedResult", "ModelInfo", "ReplyStream",
+           "StreamChunk", "ToolCall", "Usage", "SAMPLING"]
 
 #: Sampling settings every API takes by these names (one table; replay keys use it too).
 SAMPLING = ("temperature", "max_tokens", "top_k", "top_p", "repeat_penalty", "seed", "stop")
-
-#: What a model can do, as ``ModelInfo.capabilities`` names it.
-CAPABILITIES = ("completion", "vision", "embedding", "thinking", "tools")
 
 
 @dataclass(slots=True)
@@ -120,7 +117,8 @@ class EmbedResult:
 
 @dataclass
 class ModelInfo:
-    """A model a server offers. ``capabilities`` is None when the server does not say."""
+    """A model a server offers. ``capabilities`` ("completion", "vision", "embedding",
+    "thinking", "tools") is None when the server does not say."""
 
     name: str
     capabilities: list[str] | None = None
@@ -135,21 +133,3 @@ class ModelInfo:
     def can(self, capability: str) -> bool | None:
         """True or False when known, None when the server does not publish capabilities."""
         return None if self.capabilities is None else capability in self.capabilities
-
-
-@runtime_checkable
-class ChatBackend(Protocol):
-    """The interface every provider implements (see the module docstring)."""
-
-    kind: str
-    base_url: str
-
-    def stream_chat(self, request: ChatRequest) -> ReplyStream: ...
-
-    async def embed(self, request: EmbedRequest) -> EmbedResult: ...
-
-    async def list_models(self) -> list[ModelInfo]: ...
-
-    async def capacity_hint(self) -> int | None: ...
-
-    async def aclose(self) -> None: ...

@@ -38,7 +38,7 @@ class LLMMagics(Magics, Configurable):
     api_key_env = Unicode("", help="Name of the environment variable holding the API key of "
                                    "`host` (the key itself is never a setting)").tag(config=True)
     model = Unicode("", help="Chat model; empty: a loaded model, else the first installed").tag(config=True)
-    vision_model = Unicode("", help="Vision model for %vision; empty: the first installed one").tag(config=True)
+    vision_model = Unicode("", help="Model for images (%vision, chat(images=…), the vision panel, batch(images=True)); empty: a vision model on the server").tag(config=True)
     embed_model = Unicode("", help="Model for embed(); empty: `model` if it can embed, else an "
                                    "embedding model on the server").tag(config=True)
     timeout = Float(120.0, help="Seconds for a reply to start (model load included)").tag(config=True)
@@ -138,7 +138,7 @@ class LLMMagics(Magics, Configurable):
         self._store(args.out, reply.value if (args.json or schema is not None) else reply)
 
     @line_magic
-    def llm_host(self, line: str) -> str:
+    def llm_host(self, line: str) -> Any:
         """Named servers: ``%llm_host add NAME URL [--api auto|ollama|openai] [--key-env VAR]``,
         then ``--host NAME`` on %%llm, %vision, %llm_chat, %llm_models, %llm_batch (or
         ``host="NAME"`` in chat(), batch(), embed()); ``%llm_host use NAME`` makes it the
@@ -155,7 +155,9 @@ class LLMMagics(Magics, Configurable):
         rows = [f"{'*' if name == SETTINGS.host else ' '} {name}: {srv.url} (api {srv.api}"
                 + (f", key from ${srv.api_key_env}" if srv.api_key_env else "") + ")"
                 for name, srv in SETTINGS.servers.items()]
-        return "\n".join(rows) or "No named servers; add one with %llm_host add NAME URL."
+        from IPython.display import Pretty
+
+        return Pretty("\n".join(rows) or "No named servers; add one with %llm_host add NAME URL.")
 
     @line_magic
     def llm_reset(self, line: str) -> None:
