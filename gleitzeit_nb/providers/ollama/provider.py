@@ -22,16 +22,16 @@ _SUGGESTED = {"completion": "llama3.2", "vision": "llava", "embedding": "nomic-e
 
 
 class OllamaProvider(BackendProvider):
-    kind = "ollama"
-
     """Provider for an Ollama server: chat, vision and embed, streamed or not.
 
     ``base_url=None`` reads ``OLLAMA_HOST`` like Ollama's own tools. ``timeout`` is the time
     allowed for a reply to start (model load included) and for sending the request (at least
-    30 s); ``connect_timeout`` and
-    ``chunk_timeout`` bound connecting and each later wait for data. Transient failures
-    (refused, reset, 429/502/503/504) are retried ``max_retries`` times before any output.
+    30 s); ``connect_timeout`` and ``chunk_timeout`` bound connecting and each later wait for
+    data. Transient failures (refused, reset, 429/502/503/504) are retried ``max_retries``
+    times before any output.
     """
+
+    kind = "ollama"
 
     def __init__(self, provider_id: str = "ollama-1", base_url: str | None = None,
                  timeout: float = 120, *, connect_timeout: float = 5.0,
