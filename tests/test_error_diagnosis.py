@@ -191,3 +191,16 @@ async def test_an_ollama_without_the_endpoint_or_a_v1_host(provider, sim):
         with pytest.raises(ProviderResponseError, match="A host ending in /v1 is the "
                                                         "OpenAI-compatible API: use api='openai'"):
             await p.handle_request("chat", chat_params())
+
+
+async def test_the_ollama_api_reading_a_web_page():
+    page = respond(200, raw=b"<!doctype html><html><head><title>Home</title></head></html>",
+                   ctype="text/html")
+    async with FakeServer() as fake:  # a web app that answers every path with its page
+        fake.script += [page] * 3
+        async with OllamaProvider(base_url=fake.root, max_retries=0) as p:
+            for call in (p.handle_request, p.stream_request):
+                with pytest.raises(ProviderResponseError, match="sent a reply to /api/chat that "
+                                   "is not a JSON object: a web page titled 'Home'. Is "
+                                   "OLLAMA_HOST pointing at an Ollama server?"):
+                    await call("chat", chat_params())
