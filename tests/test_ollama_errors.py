@@ -50,13 +50,22 @@ async def test_server_down_fast_with_url_and_fix(dead_url):
             assert isinstance(info.value, RuntimeError)  # the guide's `except RuntimeError` works
 
 
-async def test_server_down_mentions_no_proxy_when_a_proxy_is_set(monkeypatch):
-    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+async def test_an_unreachable_proxy_is_named_with_its_variable(monkeypatch, dead_url):
+    proxy = dead_url.replace("http://", "http://user:secret@")
+    monkeypatch.setenv("HTTP_PROXY", proxy)
     monkeypatch.setenv("NO_PROXY", "")
     async with OllamaProvider(base_url="http://ollama.invalid:11434", max_retries=0) as provider:
         with pytest.raises(ProviderUnavailableError) as info:
             await provider.handle_request("chat", chat_params())
-    assert "NO_PROXY" in str(info.value) and "HTTP_PROXY is set" in str(info.value)
+    msg = str(info.value)
+    assert f"Could not reach the proxy {dead_url} (from HTTP_PROXY) for Ollama at " \
+           "http://ollama.invalid:11434 (connection refused)" in msg
+    assert "add ollama.invalid to NO_PROXY" in msg and "secret" not in msg
+    monkeypatch.setenv("NO_PROXY", "localhost,.invalid")  # not through the proxy: no word of it
+    async with OllamaProvider(base_url="http://ollama.invalid:11434", max_retries=0) as provider:
+        with pytest.raises(ProviderUnavailableError) as info:
+            await provider.handle_request("chat", chat_params())
+    assert "proxy" not in str(info.value).lower() and "ollama serve" in str(info.value)
 
 
 async def test_model_missing_names_pull_and_installed_models(provider, sim):

@@ -196,6 +196,17 @@ async def test_wrong_path_and_no_server(server, dead_url):
         "usually ends in /v1.")
 
 
+async def test_the_ollama_api_pointed_at_llama_server(server):
+    from gleitzeit_nb.providers import OllamaProvider
+
+    async with OllamaProvider(base_url=server, max_retries=0) as p:
+        with pytest.raises(ProviderResponseError) as info:
+            await p.handle_request("chat", {"model": MODEL, "messages": MESSAGES})
+    assert str(info.value) == (
+        f"The server at {server} answered HTTP 404 to /api/chat: File Not Found. It looks like "
+        f"an OpenAI-compatible server, not Ollama: use host {server}/v1 (or api='openai').")
+
+
 async def test_api_key_required_sent_and_never_shown(keyed, caplog):
     caplog.set_level(logging.DEBUG)  # every logger, httpx and httpcore included
     params = {"model": MODEL, "messages": MESSAGES, "max_tokens": 4, **GREEDY}

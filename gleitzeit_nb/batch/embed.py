@@ -165,9 +165,10 @@ def embed_texts(texts: Any, model: str | None = None, *, batch_size: int = 32,
     ``gleitzeit_nb.batch``. ``model=None``: ``%config LLMMagics.embed_model``, else
     ``LLMMagics.model`` unless the server says it cannot embed, else a model with the
     "embedding" capability. ``host`` (or ``hosts``), ``api``, ``api_key_env`` and ``timeout``
-    left out come from the settings too. A failed request raises its error (the texts in the
-    message); on an interrupt or error the vectors so far (unfinished rows NaN) are on the
-    exception as ``.partial`` and in ``gleitzeit_nb.batch.last_result``.
+    left out come from the settings too. A failed request raises its error (the positions of
+    its texts in the message, "Embedding texts 0–31: …"); on an interrupt or error the vectors
+    so far (rows of texts not embedded NaN) are on the exception as ``.partial`` and in
+    ``gleitzeit_nb.batch.last_result``.
     """
     from ..app import bridge
 

@@ -13,8 +13,8 @@ from typing import Any
 from .. import replay
 from ..replay.errors import ReplayMissError
 from ..core import LLM_PROTOCOL_V1, ExecutionEngine, ProtocolProviderRegistry, Task, TaskResult
-from ..core.errors import (InvalidParamsError, LLMError, ModelNotFoundError, ProviderTimeoutError,
-                           ProviderUnavailableError, StructuredOutputError)
+from ..core.errors import (CapabilityError, InvalidParamsError, LLMError, ModelNotFoundError,
+                           ProviderTimeoutError, ProviderUnavailableError, StructuredOutputError)
 from ..app.connections import CONNECTIONS
 from ..app.settings import SETTINGS
 from ..core.engine import TaskStatus
@@ -30,7 +30,7 @@ logger = logging.getLogger(__name__)
 
 ON_ERROR = ("collect", "raise", "skip")
 #: Errors that would fail every row alike: the batch stops at once whatever ``on_error`` says.
-FATAL = (ModelNotFoundError, ProviderUnavailableError, InvalidParamsError)
+FATAL = (ModelNotFoundError, ProviderUnavailableError, InvalidParamsError, CapabilityError)
 
 
 def remember(result: Any) -> None:
@@ -41,9 +41,11 @@ def remember(result: Any) -> None:
 
 
 def annotate(exc: BaseException, label: Any, kind: str) -> BaseException:
-    """Put the row into the error's message (same type, same attributes) and ``.row``."""
+    """Put the row (for embeddings: the texts' positions) into the error's message (same type,
+    same attributes) and ``.row``."""
     if getattr(exc, "row", None) is None:
-        where = {"list": f"Batch row {label}", "texts": f"Embedding texts {label}"}.get(
+        texts = "texts" if "–" in str(label) else "text"  # a chunk "0–31", or one text
+        where = {"list": f"Batch row {label}", "texts": f"Embedding {texts} {label}"}.get(
             kind, f"Batch row {label!r}")
         message = f"{where}: {exc}"
         exc.args = (message,)

@@ -11,8 +11,9 @@ import difflib
 from collections.abc import Iterable, Sequence
 
 __all__ = ["LLMError", "InvalidParamsError", "ImageError", "ProviderUnavailableError",
-           "ModelNotFoundError", "ProviderTimeoutError", "ProviderResponseError", "StreamError",
-           "StructuredOutputError", "RETRYABLE_STATUS"]
+           "ModelNotFoundError", "ProviderTimeoutError", "ProviderResponseError",
+           "CapabilityError", "StreamError", "StructuredOutputError", "RETRYABLE_STATUS",
+           "CAPABILITY_VERBS"]
 
 
 class LLMError(RuntimeError):
@@ -92,6 +93,31 @@ class ProviderResponseError(LLMError):
         self.status_code = status_code
         self.server_error = server_error
         self.retryable = status_code in RETRYABLE_STATUS
+
+
+#: What a capability lets a model do, as messages say it ("'x' cannot make embeddings").
+CAPABILITY_VERBS = {"completion": "chat", "embedding": "make embeddings", "vision": "read images",
+                    "thinking": "think", "tools": "call tools"}
+
+
+class CapabilityError(ProviderResponseError):
+    """The model (or the server) cannot do what was asked: embeddings from a chat model, an
+    image for a text-only model… ``capability`` names what is missing ("embedding", "vision",
+    "completion", "thinking", "tools"); ``candidates`` are the models on the server that can
+    (best effort: empty when the server does not say)."""
+
+    def __init__(self, where: str, *, model: str | None, capability: str,
+                 candidates: Sequence[str] = (), hint: str = "", status_code: int,
+                 server_error: str = "", url: str | None = None) -> None:
+        self.model = model
+        self.capability = capability
+        self.candidates = [c for c in candidates if c != model]
+        who = f"'{model}'" if model else "This server"
+        shown = ", ".join(self.candidates[:8]) + (" …" if len(self.candidates) > 8 else "")
+        fix = f"; models on this server that can: {shown}" if shown else f": {hint}" if hint else ""
+        what = f"{who} cannot {CAPABILITY_VERBS.get(capability, 'do ' + capability)}"
+        super().__init__(f"{where} {what}{fix}.",
+                         status_code=status_code, server_error=server_error, url=url)
 
 
 class StreamError(LLMError):

@@ -13,11 +13,8 @@ missing model (:meth:`HttpTransport._special_error`).
 from __future__ import annotations
 
 import asyncio
-import errno
-import ipaddress
 import json
 import logging
-import os
 import random
 import time
 import urllib.parse
@@ -34,8 +31,11 @@ from ..core.errors import (
     ProviderTimeoutError,
     ProviderUnavailableError,
 )
+from .describe import body_text, cap_first, looks_like_html, reason
+from .proxies import PROXY_VARS, Proxy, is_loopback, proxy_for, proxy_in_env, unusable_proxy
 
-PROXY_VARS = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
+__all__ = ["HttpTransport", "Timeouts", "RetryPolicy", "Secret", "PROXY_VARS", "is_loopback",
+           "proxy_in_env", "body_text", "looks_like_html", "cap_first", "reason"]
 
 
 @dataclass(frozen=True)
@@ -95,8 +95,6 @@ class HttpTransport:
     first_byte_hint = "The model may still be loading: raise the limit with timeout=."
     #: After a stream stalled.
     stall_hint = "Raise the limit with chunk_timeout=, or check the server."
-    #: After a 502/504 while a proxy variable is set.
-    proxy_status_hint = "add the server's host to NO_PROXY if it is local."
     status_hints: dict[int, str] = {
         400: "Check the request's parameters.",
         429: "The server is busy; lower the concurrency or wait.",
@@ -138,7 +136,13 @@ class HttpTransport:
                 "limits": httpx.Limits(max_connections=64,
                                        max_keepalive_connections=self.keepalive),
             }
-            client = httpx.AsyncClient(**{**settings, **self.client_kwargs})  # the caller's win
+            try:
+                client = httpx.AsyncClient(**{**settings, **self.client_kwargs})  # caller's win
+            except (ImportError, ValueError) as exc:  # a SOCKS proxy without socksio…
+                error = unusable_proxy(exc, self.client_kwargs, self.server)
+                if error is None:
+                    raise
+                raise error from None
             self._clients[loop] = client
         return client
 
@@ -179,9 +183,10 @@ class HttpTransport:
         return decoded
 
     def not_json_error(self, path: str, data: bytes, status: int = 200) -> ProviderResponseError:
+        shown = body_text(data) if looks_like_html(data) else repr(data[:120])
         return ProviderResponseError(
             f"{cap_first(self.server)} sent a reply to {path} that is not a JSON object: "
-            f"{self.scrub(repr(data[:120]))}. {self.not_json_hint}", status_code=status,
+            f"{self.scrub(shown)}. {self.not_json_hint}", status_code=status,
             url=self.base_url)
 
     async def open(self, method: str, path: str, body: dict[str, Any] | None = None,
@@ -228,10 +233,14 @@ class HttpTransport:
 
     # -- error mapping -------------------------------------------------------------------------
     def _transport_error(self, exc: httpx.HTTPError, path: str) -> LLMError:
+        proxy = self.proxy()
+        if proxy is not None and isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout,
+                                                  httpx.ProxyError)):
+            return self._proxy_error(exc, proxy)
         if isinstance(exc, httpx.ConnectTimeout):
             err: LLMError = ProviderTimeoutError(
                 f"Connecting to {self.server} timed out after {self.timeouts.connect} s. "
-                f"{self._reach_hint()}", phase="connect", url=self.base_url)
+                f"{self.start_hint}", phase="connect", url=self.base_url)
             err.retryable = True
             return err
         if isinstance(exc, httpx.PoolTimeout):
@@ -242,16 +251,37 @@ class HttpTransport:
             phase = "write" if isinstance(exc, httpx.WriteTimeout) else "first_byte"
             return self.timeout_error(phase, path)
         return ProviderUnavailableError(
-            f"Could not reach {self.server} ({reason(exc)}). {self._reach_hint()}",
+            f"Could not reach {self.server} ({reason(exc)}). {self.start_hint}",
             url=self.base_url)
 
-    def _reach_hint(self) -> str:
-        hint = self.start_hint
-        proxy = proxy_in_env()
-        if proxy and not is_loopback(self.base_url):
-            host = httpx.URL(self.base_url).host
-            hint += f" {proxy} is set: if the server is local, add {host} to NO_PROXY."
-        return hint
+    def proxy(self) -> Proxy | None:
+        """The proxy requests to this server go through (from the environment or proxy=)."""
+        return proxy_for(self.base_url, self.client_kwargs)
+
+    @property
+    def host(self) -> str:
+        return urllib.parse.urlsplit(self.base_url).hostname or self.base_url
+
+    def _proxy_error(self, exc: httpx.HTTPError, proxy: Proxy) -> LLMError:
+        """Connecting through ``proxy`` failed: the proxy is unreachable, or refused to open a
+        tunnel (an https server: httpx raises ProxyError with the proxy's status)."""
+        if isinstance(exc, httpx.ProxyError):
+            status = int(str(exc)[:3]) if str(exc)[:3].isdigit() else None
+            err: LLMError = ProviderUnavailableError(
+                f"{cap_first(str(proxy))} refused to connect to {self.server}: {exc}. "
+                f"{proxy.fix(self.host, status)}", url=self.base_url)
+            err.retryable = status in RETRYABLE_STATUS
+            return err
+        if isinstance(exc, httpx.ConnectTimeout):
+            err = ProviderTimeoutError(
+                f"Connecting to {proxy} for {self.server} timed out after "
+                f"{self.timeouts.connect} s. {proxy.fix(self.host)}", phase="connect",
+                url=self.base_url)
+            err.retryable = True
+            return err
+        return ProviderUnavailableError(
+            f"Could not reach {proxy} for {self.server} ({reason(exc)}). "
+            f"{proxy.fix(self.host)}", url=self.base_url)
 
     def timeout_error(self, phase: str, path: str, *, chunks: int = 0,
                       partial: str = "") -> ProviderTimeoutError:
@@ -281,15 +311,23 @@ class HttpTransport:
         special = await self._special_error(status, server_error, raw, path, model)
         if special is not None:
             return special
-        hint = self.status_hint(status, server_error, path)
-        if status in (502, 504) and proxy_in_env():
-            hint += f" {proxy_in_env()} is set: {self.proxy_status_hint}"
+        detail = f": {server_error}" if server_error else ""
+        # A proxy's own failures: 407, 502/504, and 503 with its error page (squid), not a busy
+        # server's JSON.
+        at_proxy = status in (407, 502, 504) or status == 503 and looks_like_html(raw)
+        proxy = self.proxy() if at_proxy else None
+        if proxy is not None and status == 407:
+            where = f"{cap_first(str(proxy))} answered HTTP 407 to {path} for {self.server}"
+        elif proxy is not None:
+            where = f"{cap_first(self.server)} answered HTTP {status} to {path} through {proxy}"
+        else:
+            where = f"{cap_first(self.server)} answered HTTP {status} to {path}"
+        hint = proxy.fix(self.host, status) if proxy is not None else \
+            self.status_hint(status, server_error, path)
         if status in RETRYABLE_STATUS and tries > 1:
             hint += f" (Tried {tries} times.)"
-        detail = f": {server_error}" if server_error else ""
-        return ProviderResponseError(
-            f"{cap_first(self.server)} answered HTTP {status} to {path}{detail}. {hint}",
-            status_code=status, server_error=server_error, url=self.base_url)
+        return ProviderResponseError(f"{where}{detail}. {hint}", status_code=status,
+                                     server_error=server_error, url=self.base_url)
 
     # -- what an API overrides -----------------------------------------------------------------
     def scrub(self, text: str) -> str:
@@ -301,10 +339,11 @@ class HttpTransport:
         try:
             data = json.loads(raw)
             if isinstance(data, dict) and "error" in data:
-                return str(data["error"])
+                error = data["error"]  # OpenAI's shape too (a server that is not this API)
+                return str((error.get("message") or error) if isinstance(error, dict) else error)
         except ValueError:
             pass
-        return raw.decode("utf-8", "replace").strip()[:300]
+        return body_text(raw)
 
     def status_hint(self, status: int, server_error: str, path: str) -> str:
         """What to do about an HTTP error ``status``."""
@@ -315,51 +354,15 @@ class HttpTransport:
         """An error more specific than ``ProviderResponseError`` (a missing model…), or None."""
         return None
 
+    async def probe(self, url: str) -> Any:
+        """One short GET on an error path (what kind of server is this?): the decoded JSON of a
+        200 reply, else None. ``url`` is relative to ``base_url`` or absolute."""
+        try:
+            response = await self.client().get(url, timeout=2.0)
+            return response.json() if response.status_code == 200 else None
+        except (httpx.HTTPError, ValueError):
+            return None
 
-def cap_first(text: str) -> str:
-    return text[:1].upper() + text[1:]
-
-
-_ERRNO_REASONS = {
-    errno.ECONNREFUSED: "connection refused",
-    errno.ECONNRESET: "connection reset",
-    errno.EHOSTUNREACH: "host unreachable",
-    errno.ENETUNREACH: "network unreachable",
-}
-
-
-def reason(exc: httpx.HTTPError) -> str:
-    """Why a connection failed, in words (never httpx's class names)."""
-    text = str(exc) or type(exc).__name__
-    # anyio reports "All connection attempts failed"; the OSError behind it says why.
-    cause: BaseException | None = exc
-    while cause is not None:
-        if isinstance(cause, OSError) and cause.errno in _ERRNO_REASONS:
-            return _ERRNO_REASONS[cause.errno]
-        cause = cause.__cause__ or cause.__context__
-    low = text.lower()
-    if "refused" in low:
-        return "connection refused"
-    if "name or service not known" in low or "nodename nor servname" in low:
-        return "unknown host name"
-    if "reset" in low:
-        return "connection reset"
-    if isinstance(exc, httpx.RemoteProtocolError):
-        return "the server closed the connection without answering"
-    return text
-
-
-def is_loopback(url: str) -> bool:
-    """True for localhost, 127.0.0.0/8 and ::1: never sent through a proxy."""
-    host = urllib.parse.urlsplit(url).hostname or ""
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def proxy_in_env() -> str | None:
-    """Name of the first proxy variable set in the environment, if any."""
-    return next((v for v in PROXY_VARS if os.environ.get(v)), None)
+    def _error(self, message: str, status: int, server_error: str) -> ProviderResponseError:
+        return ProviderResponseError(message, status_code=status, server_error=server_error,
+                                     url=self.base_url)

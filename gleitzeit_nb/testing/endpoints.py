@@ -20,6 +20,10 @@ LOAD_DURATION_NS = 15_000_000
 Reply = tuple[int, Any]
 
 
+#: Ollama's answer (HTTP 500) when a model without the "embedding" capability is asked to embed.
+NO_EMBEDDINGS = "this model does not support embeddings"
+
+
 def not_found_message(name: Any) -> str:
     """Ollama's wording for an unknown model on generate/chat/embed."""
     return f'model "{name}" not found, try pulling it first'
@@ -84,6 +88,8 @@ def embed(h: SimHandler, body: dict[str, Any]) -> Reply:
     spec, error = find_model(h, body)
     if error:
         return error
+    if not spec.has("embedding"):  # as Ollama's runner answers for a chat-only model
+        return 500, {"error": NO_EMBEDDINGS}
     name = body["model"]
     raw = body.get("input")
     if raw is None:
@@ -117,6 +123,8 @@ def embeddings(h: SimHandler, body: dict[str, Any]) -> Reply:
     spec, error = find_model(h, body)
     if error:
         return error
+    if not spec.has("embedding"):
+        return 500, {"error": NO_EMBEDDINGS}
     prompt = body.get("prompt") or ""
     if not isinstance(prompt, str):
         return 400, {"error": "invalid prompt type"}

@@ -44,7 +44,17 @@ class ChatStream(ReplyStream):
         self._body = body
 
     async def _connect(self) -> httpx.Response:
-        return await self._transport.open("POST", "/api/chat", self._body, model=self.model)
+        response = await self._transport.open("POST", "/api/chat", self._body, model=self.model)
+        if response.headers.get("content-type", "").lower().startswith("text/html"):
+            head = b""  # a web server's page, not NDJSON: say so before reading any further
+            try:
+                async for head in response.aiter_bytes():
+                    break
+            except httpx.HTTPError:
+                pass
+            await response.aclose()
+            raise self._transport.not_json_error("/api/chat", head)
+        return response
 
     async def _close_response(self) -> None:
         await self._response.aclose()

@@ -11,8 +11,10 @@ from typing import Any
 
 import httpx
 
-from ...core.errors import RETRYABLE_STATUS, LLMError, ModelNotFoundError, ProviderResponseError
-from ..http import HttpTransport, RetryPolicy, Secret, Timeouts, cap_first
+from ...core.errors import RETRYABLE_STATUS, LLMError, ModelNotFoundError
+from ..capabilities import capability_error
+from ..http import (HttpTransport, RetryPolicy, Secret, Timeouts, body_text, cap_first,
+                    looks_like_html)
 
 logger = logging.getLogger("gleitzeit_nb.providers.openai")
 
@@ -23,6 +25,15 @@ _MODEL_MISSING = re.compile(
     r"model\b.*\b(not found|does not exist|doesn't exist|not exist|no such|not available|"
     r"unknown)|(unknown|invalid|no such) model", re.I | re.S)
 _UNSUPPORTED = re.compile(r"not (be )?supported|does not support|unsupported|not support", re.I)
+#: The fix for a capability the model (or server) lacks, when no model on it has it.
+CAPABILITY_HINTS = {
+    "embedding": "use an embedding model, or start the server for them (llama-server: "
+                 "--embeddings)",
+    "vision": "use a vision model (llama-server: --mmproj with the model's projector)",
+    "completion": "use a chat model",
+    "thinking": "leave out think=, or use a thinking model",
+    "tools": "leave out tools=, or use a model with tool support",
+}
 
 
 def normalize_base_url(url: str | None) -> str:
@@ -103,8 +114,7 @@ class OpenAITransport(HttpTransport):
     # -- errors --------------------------------------------------------------------------------
     def error_text(self, raw: bytes) -> str:
         """The message of an error body (see :func:`error_message`), key masked."""
-        return self.scrub(error_message(_loads(raw)) or
-                          raw.decode("utf-8", "replace").strip()[:300])
+        return self.scrub(error_message(_loads(raw)) or body_text(raw))
 
     async def _special_error(self, status: int, server_error: str, raw: bytes, path: str,
                              model: str | None) -> LLMError | None:
@@ -120,18 +130,36 @@ class OpenAITransport(HttpTransport):
                       and _MODEL_MISSING.search(server_error)):
             return ModelNotFoundError(model, url=self.base_url,
                                       installed=await self.served_models())
-        if status == 404:
-            route = urllib.parse.urlsplit(self.base_url).path + path
-            return self._error(f"{where} This server has no {route}: is the base URL right? "
-                               "(it usually ends in /v1)", status, server_error)
-        if status not in RETRYABLE_STATUS and _UNSUPPORTED.search(server_error):
-            return self._error(f"{where} {_capability_hint(path, server_error, model)}",
-                               status, server_error)
-        return None
+        error = await capability_error(self, status, server_error, path, model,
+                                       show_root=self.root, hints=CAPABILITY_HINTS)
+        if error is None and (status in (404, 405) or status == 501 and looks_like_html(raw)):
+            error = await self._wrong_path(status, server_error, raw, path, where)
+        if error is None and status not in RETRYABLE_STATUS and _UNSUPPORTED.search(server_error):
+            what = f"'{model}'" if model else "This server"
+            error = self._error(f"{where} {what} does not support part of this request: leave "
+                                "out the option it names (format=, think=, images…).",
+                                status, server_error)
+        return error
 
-    def _error(self, message: str, status: int, server_error: str) -> ProviderResponseError:
-        return ProviderResponseError(message, status_code=status, server_error=server_error,
-                                     url=self.base_url)
+    async def _wrong_path(self, status: int, server_error: str, raw: bytes, path: str,
+                          where: str) -> LLMError:
+        """No such route: a base URL without /v1 at Ollama's native API, a web server, or
+        another path mistake (one short GET tells Ollama apart)."""
+        split = urllib.parse.urlsplit(self.base_url)
+        origin = f"{split.scheme}://{split.netloc}"
+        route = split.path + path
+        if split.path != "/v1":
+            version = await self.probe(f"{origin}/api/version")
+            if isinstance(version, dict) and "version" in version:
+                return self._error(
+                    f"{where} It is Ollama's own API, not the OpenAI-compatible one: use host "
+                    f"{origin}/v1 (or api='ollama' with host {origin}).", status, server_error)
+        if looks_like_html(raw):
+            return self._error(f"{where} It is a web server, not an OpenAI-compatible API: "
+                               "check the base URL (it usually ends in /v1).",
+                               status, server_error)
+        return self._error(f"{where} This server has no {route}: is the base URL right? "
+                           "(it usually ends in /v1)", status, server_error)
 
     async def served_models(self) -> list[str]:
         """Best effort: the model ids the server lists, for a 'not available' hint."""
@@ -141,21 +169,6 @@ class OpenAITransport(HttpTransport):
             return [m["id"] for m in resp.json().get("data", [])]
         except (httpx.HTTPError, ValueError, KeyError, TypeError, AttributeError):
             return []
-
-
-def _capability_hint(path: str, server_error: str, model: str | None) -> str:
-    what = f"'{model}' on this server" if model else "This server"
-    low = server_error.lower()
-    if "embedding" in path or "embedding" in low:
-        return (f"{what} cannot make embeddings: use an embedding model, or "
-                "start the server for them (llama-server: --embeddings).")
-    if any(word in low for word in ("image", "vision", "multimodal", "mmproj")):
-        return (f"{what} cannot read images: use a vision model "
-                "(llama-server: --mmproj with the model's projector).")
-    if "chat" in low or "completion" in low:
-        return f"{what} cannot chat: use a chat model."
-    return (f"{what} does not support part of this request: leave out the "
-            "option it names (format=, think=, images…).")
 
 
 def error_message(data: Any) -> str:
