@@ -12,6 +12,7 @@ import time
 from ..core.backend import ModelInfo
 from ..core.errors import InvalidParamsError, LLMError, ModelNotFoundError, ProviderUnavailableError
 from ..core.provider import BackendProvider
+from ..core.secret import Secret, as_secret
 from ..providers.servers import open_backend
 from .sessions import SessionStore
 from .settings import SETTINGS, Server, Settings, api_key
@@ -30,7 +31,7 @@ class Connections:
         self.sessions = SessionStore()
 
     def backend(self, host: str | None = None, *, api: str | None = None,
-                api_key_env: str | None = None, key: str | None = None,
+                api_key_env: str | None = None, key: str | Secret | None = None,
                 timeout: float | None = None,
                 chunk_timeout: float | None = None) -> BackendProvider:
         """The backend for ``host`` (a URL or a server name; None: the configured one).
@@ -39,11 +40,11 @@ class Connections:
         """
         s = self.settings
         server: Server = s.server(host, api=api, api_key_env=api_key_env)
-        secret = key or api_key(server)
+        secret = as_secret(key) or api_key(server)
         timeout = s.timeout if timeout is None else timeout
         chunk_timeout = s.chunk_timeout if chunk_timeout is None else chunk_timeout
         # the key's hash, never the key, in a dict that a debugger may print
-        digest = hashlib.sha256(secret.encode()).hexdigest() if secret else ""
+        digest = hashlib.sha256(secret.reveal().encode()).hexdigest() if secret else ""
         cache_key = (server.url, server.api, digest, float(timeout), float(chunk_timeout))
         backend = self._backends.get(cache_key)
         if backend is None:

@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass, field
 
 from ..core.errors import InvalidParamsError
+from ..core.secret import Secret
 
 APIS = ("auto", "ollama", "openai")
 
@@ -85,7 +86,7 @@ class Settings:
         return (self.vision_model if images else self.model) or None
 
 
-def api_key(server: Server) -> str | None:
+def api_key(server: Server) -> Secret | None:
     """The key named by ``server.api_key_env``, read now; a clear error if it is not set."""
     if not server.api_key_env:
         return None
@@ -96,7 +97,7 @@ def api_key(server: Server) -> str | None:
             f"{server.url or 'the default server'}) is not set or empty. Set it before starting "
             "Jupyter, or in the notebook with os.environ[…] from a secret store.",
             param="api_key_env")
-    return value
+    return Secret(value)
 
 
 SETTINGS = Settings()

@@ -24,6 +24,8 @@ from typing import Any
 
 import httpx
 
+from ..core.secret import Secret, as_secret
+
 from ..core.errors import (
     RETRYABLE_STATUS,
     LLMError,
@@ -61,23 +63,6 @@ class RetryPolicy:
         return base * (0.5 + random.random())  # full jitter around the base
 
 
-class Secret:
-    """A string that never shows itself: ``repr``/``str`` give ``'***'``; :meth:`reveal` does."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "'***'"
-
-    __str__ = __repr__
-
-
 class HttpTransport:
     """Sends requests to ``base_url`` and turns every failure into the error hierarchy."""
 
@@ -102,9 +87,11 @@ class HttpTransport:
     default_status_hint = "The server is overloaded, restarting, or behind a proxy that failed."
 
     def __init__(self, base_url: str, timeouts: Timeouts, retry: RetryPolicy,
-                 headers: dict[str, str] | None = None, *,
+                 headers: dict[str, str] | None = None, *, api_key: str | Secret | None = None,
                  logger: logging.Logger | None = None, **client_kwargs: Any) -> None:
         self.base_url = base_url.rstrip("/")
+        # In a Secret, so vars(), reprs and tracebacks' locals never show it.
+        self._api_key = as_secret(api_key)
         self.timeouts = timeouts
         self.retry = retry
         self.headers = headers or {}
@@ -121,7 +108,11 @@ class HttpTransport:
 
     # -- clients -------------------------------------------------------------------------------
     def _client_headers(self) -> dict[str, str]:
-        return dict(self.headers)
+        # httpx drops Authorization on a redirect to another host, and follows none by default.
+        headers = dict(self.headers)
+        if self._api_key is not None:
+            headers["Authorization"] = f"Bearer {self._api_key.reveal()}"
+        return headers
 
     def client(self) -> httpx.AsyncClient:
         """The pooled client of the running event loop (one per loop: clients can't move)."""
@@ -331,7 +322,9 @@ class HttpTransport:
 
     # -- what an API overrides -----------------------------------------------------------------
     def scrub(self, text: str) -> str:
-        """``text`` (from the server) with secrets masked; a transport with a key overrides it."""
+        """``text`` (from the server) with the API key masked (servers may echo it)."""
+        if self._api_key is not None and self._api_key.reveal() in text:
+            text = text.replace(self._api_key.reveal(), "***")
         return text
 
     def error_text(self, raw: bytes) -> str:

@@ -7,6 +7,7 @@ from typing import Any
 
 from ..core.errors import InvalidParamsError
 from ..core.provider import BackendProvider
+from ..core.secret import Secret
 from .ollama.host import host_from_env, parse_host
 
 APIS = ("auto", "ollama", "openai")
@@ -24,7 +25,8 @@ def api_of(url: str, api: str = "auto") -> str:
     return "openai" if path.endswith("/v1") else "ollama"
 
 
-def open_backend(url: str | None = None, *, api: str = "auto", api_key: str | None = None,
+def open_backend(url: str | None = None, *, api: str = "auto",
+                 api_key: str | Secret | None = None,
                  timeout: float = 120.0, chunk_timeout: float = 60.0,
                  provider_id: str | None = None, **kwargs: Any) -> BackendProvider:
     """A provider for ``url`` (None or "": ``OLLAMA_HOST``, read as Ollama reads it).
@@ -36,9 +38,8 @@ def open_backend(url: str | None = None, *, api: str = "auto", api_key: str | No
         from .ollama import OllamaProvider
 
         base = parse_host(url) if url else host_from_env()
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else None
         return OllamaProvider(provider_id=provider_id or f"ollama@{base}", base_url=base,
-                              timeout=timeout, chunk_timeout=chunk_timeout, headers=headers,
+                              timeout=timeout, chunk_timeout=chunk_timeout, api_key=api_key,
                               **kwargs)
     from .openai import OpenAICompatibleProvider
 

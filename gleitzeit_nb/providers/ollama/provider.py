@@ -10,6 +10,7 @@ from typing import Any
 from ...core.backend import ChatRequest, EmbedRequest, EmbedResult, ModelInfo
 from ...core.errors import LLMError
 from ...core.provider import BackendProvider
+from ...core.secret import Secret
 from .host import host_from_env, is_loopback, parse_host
 from .payload import build_chat_body, build_embed_body
 from .stream import ChatStream
@@ -28,7 +29,8 @@ class OllamaProvider(BackendProvider):
     allowed for a reply to start (model load included) and for sending the request (at least
     30 s); ``connect_timeout`` and ``chunk_timeout`` bound connecting and each later wait for
     data. Transient failures (refused, reset, 429/502/503/504) are retried ``max_retries``
-    times before any output.
+    times before any output. ``api_key`` (an Ollama behind an authenticating proxy) is sent as a
+    bearer token to this server only and never shown.
     """
 
     kind = "ollama"
@@ -36,7 +38,8 @@ class OllamaProvider(BackendProvider):
     def __init__(self, provider_id: str = "ollama-1", base_url: str | None = None,
                  timeout: float = 120, *, connect_timeout: float = 5.0,
                  chunk_timeout: float = 60.0, max_retries: int = 2, retry_backoff: float = 0.25,
-                 headers: dict[str, str] | None = None, **client_kwargs: Any) -> None:
+                 headers: dict[str, str] | None = None, api_key: str | Secret | None = None,
+                 **client_kwargs: Any) -> None:
         super().__init__(provider_id=provider_id, name="Ollama LLM Provider",
                          description="LLM provider using Ollama backend")
         self.base_url = parse_host(base_url) if base_url else host_from_env()
@@ -46,7 +49,7 @@ class OllamaProvider(BackendProvider):
                                  write=max(30.0, timeout))
         self.retry = RetryPolicy(retries=max_retries, backoff=retry_backoff)
         self._transport = OllamaTransport(self.base_url, self.timeouts, self.retry,
-                                          headers=headers, **client_kwargs)
+                                          headers=headers, api_key=api_key, **client_kwargs)
 
     # -- lifecycle -----------------------------------------------------------------------------
     async def initialize(self) -> None:

@@ -12,6 +12,7 @@ import httpx
 
 from ...core.errors import LLMError, ModelNotFoundError
 from ..capabilities import capability_error
+from ...core.secret import Secret
 from ..http import HttpTransport, RetryPolicy, Timeouts, cap_first, looks_like_html
 
 __all__ = ["OllamaTransport", "RetryPolicy", "Timeouts"]
@@ -54,8 +55,10 @@ class OllamaTransport(HttpTransport):
                    "(the server's log, `ollama serve` output, has the details).")
 
     def __init__(self, base_url: str, timeouts: Timeouts, retry: RetryPolicy,
-                 headers: dict[str, str] | None = None, **client_kwargs: Any) -> None:
-        super().__init__(base_url, timeouts, retry, headers, logger=logger, **client_kwargs)
+                 headers: dict[str, str] | None = None, *,
+                 api_key: str | Secret | None = None, **client_kwargs: Any) -> None:
+        super().__init__(base_url, timeouts, retry, headers, api_key=api_key, logger=logger,
+                         **client_kwargs)
 
     def status_hint(self, status: int, server_error: str, path: str) -> str:
         if status == 500 and _MEMORY.search(server_error):

@@ -87,29 +87,15 @@ class OpenAITransport(HttpTransport):
     }
 
     def __init__(self, base_url: str, timeouts: Timeouts, retry: RetryPolicy,
-                 headers: dict[str, str] | None = None, *, api_key: str | None = None,
+                 headers: dict[str, str] | None = None, *, api_key: str | Secret | None = None,
                  **client_kwargs: Any) -> None:
-        super().__init__(base_url, timeouts, retry, headers, logger=logger, **client_kwargs)
-        # In a Secret, so vars(), reprs and tracebacks' locals never show it.
-        self._api_key = Secret(api_key) if api_key else None
-
-    def _client_headers(self) -> dict[str, str]:
-        # httpx drops Authorization on a redirect to another host, and follows none by default.
-        headers = dict(self.headers)
-        if self._api_key is not None:
-            headers["Authorization"] = f"Bearer {self._api_key.reveal()}"
-        return headers
+        super().__init__(base_url, timeouts, retry, headers, api_key=api_key, logger=logger,
+                         **client_kwargs)
 
     @property
     def root(self) -> str:
         """The server's root (``base_url`` without ``/v1``), where llama.cpp serves ``/props``."""
         return self.base_url[:-3] if self.base_url.endswith("/v1") else self.base_url
-
-    def scrub(self, text: str) -> str:
-        """``text`` with the API key masked (servers may echo it in an error)."""
-        if self._api_key is not None and self._api_key.reveal() in text:
-            text = text.replace(self._api_key.reveal(), "***")
-        return text
 
     # -- errors --------------------------------------------------------------------------------
     def error_text(self, raw: bytes) -> str:
