@@ -47,6 +47,10 @@ def build_chat_body(request: ChatRequest) -> dict[str, Any]:
     effort = reasoning_effort(request.think)
     if effort is not None:
         body["reasoning_effort"] = effort
+    elif request.think is False:
+        # no standard field turns thinking off; llama.cpp, vLLM and SGLang pass this to the
+        # chat template (Qwen3 and others read it)
+        body.setdefault("chat_template_kwargs", {})["enable_thinking"] = False
     _log_ignored(request.extra)
     return body
 

@@ -105,7 +105,7 @@ class OpenAITransport(HttpTransport):
     async def _special_error(self, status: int, server_error: str, raw: bytes, path: str,
                              model: str | None) -> LLMError | None:
         where = f"{cap_first(self.server)} answered HTTP {status} to {path}"
-        where += f": {server_error}." if server_error else "."
+        where += f": {server_error.rstrip('.')}." if server_error else "."
         if status in (401, 403):
             fix = ("The API key sent was not accepted; " if self._api_key is not None
                    else "This server needs an API key; ")
@@ -120,7 +120,9 @@ class OpenAITransport(HttpTransport):
                                        show_root=self.root, hints=CAPABILITY_HINTS)
         if error is None and (status in (404, 405) or status == 501 and looks_like_html(raw)):
             error = await self._wrong_path(status, server_error, raw, path, where)
-        if error is None and status not in RETRYABLE_STATUS and _UNSUPPORTED.search(server_error):
+        # (only a model's own complaint: a JSON error to a 400/500, not a web server's 501 page)
+        if (error is None and status in (400, 500) and isinstance(_loads(raw), dict)
+                and _UNSUPPORTED.search(server_error)):
             what = f"'{model}'" if model else "This server"
             error = self._error(f"{where} {what} does not support part of this request: leave "
                                 "out the option it names (format=, think=, images…).",
