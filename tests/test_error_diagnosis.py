@@ -204,3 +204,17 @@ async def test_the_ollama_api_reading_a_web_page():
                                    "is not a JSON object: a web page titled 'Home'. Is "
                                    "OLLAMA_HOST pointing at an Ollama server?"):
                     await call("chat", chat_params())
+
+
+def test_no_model_for_the_job_says_so_and_how_to_get_one():
+    import gleitzeit_nb
+    from gleitzeit_nb.errors import ModelNotFoundError
+    from gleitzeit_nb.testing import OllamaSimulator
+
+    with OllamaSimulator(models=["llama3.2"]) as sim:
+        with pytest.raises(ModelNotFoundError) as info:
+            gleitzeit_nb.embed(["x"], host=sim.url, progress=False)
+    message = str(info.value)
+    assert "No embedding model is available" in message
+    assert "(it has: llama3.2:latest)" in message and "`ollama pull nomic-embed-text`" in message
+    assert "pick an installed model" not in message  # a chat model is no answer to that

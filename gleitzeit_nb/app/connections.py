@@ -79,15 +79,11 @@ class Connections:
         ranked = sorted((i for i in infos if i.can(capability) is not False),
                         key=lambda i: (i.can(capability) is not True, not i.loaded))
         if not ranked:
-            what = CAPABILITY_NAMES.get(capability, capability)
             suggestion = backend.suggest_model(capability)
-            if suggestion is None:
-                raise ModelNotFoundError(f"(any {what} model)", url=backend.base_url,
-                                         installed=[i.name for i in infos])
-            raise ModelNotFoundError(suggestion[0], url=backend.base_url,
-                                     installed=[i.name for i in infos],
-                                     install_hint=f"No {what} model is installed: get one with "
-                                                  f"{suggestion[1]}")
+            raise ModelNotFoundError(
+                suggestion[0] if suggestion else "", url=backend.base_url,
+                installed=[i.name for i in infos], job=CAPABILITY_NAMES.get(capability, capability),
+                install_hint=suggestion[1] if suggestion else "")
         return ranked[0].name
 
     async def capable_models(self, backend: BackendProvider, model: str,

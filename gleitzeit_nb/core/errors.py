@@ -57,11 +57,17 @@ class ModelNotFoundError(LLMError):
 
     def __init__(
         self, model: str, *, url: str | None = None, installed: Sequence[str] = (),
-        install_hint: str = "",
+        install_hint: str = "", job: str = "",
     ) -> None:
         self.model = model
         self.installed = closest_first(model, installed)
         shown = ", ".join(self.installed[:8]) + (" …" if len(self.installed) > 8 else "")
+        where = f" on {url}" if url else ""
+        if job:  # no model was named, and none on the server can do the job
+            fix = f" Get one with {install_hint}." if install_hint else ""
+            others = f" (it has: {shown})" if shown else " (it lists no models)"
+            super().__init__(f"No {job} model is available{where}{others}.{fix}", url=url)
+            return
         if install_hint and shown:
             hint = f"{install_hint}, or pick an installed model: {shown}"
         elif install_hint:
@@ -70,7 +76,6 @@ class ModelNotFoundError(LLMError):
             hint = f"Use a model this server has: {shown}"
         else:
             hint = "This server lists no models"
-        where = f" on {url}" if url else ""
         super().__init__(f"Model '{model}' is not available{where}. {hint}.", url=url)
 
 
