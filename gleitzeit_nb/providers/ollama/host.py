@@ -10,6 +10,8 @@ import logging
 import os
 import urllib.parse
 
+from ...core.errors import InvalidParamsError
+
 from ..http import PROXY_VARS, is_loopback, proxy_in_env  # re-exported: imports keep working
 
 logger = logging.getLogger("gleitzeit_nb.providers.ollama")
@@ -52,7 +54,8 @@ def parse_host(value: str | None, *, lenient: bool = False) -> str:
         port = split.port or default_port
     except ValueError:  # not a number or out of range
         if not lenient:
-            raise ValueError(f"{value!r} has an invalid port; use e.g. 127.0.0.1:11434.") from None
+            raise InvalidParamsError(f"{value!r} has an invalid port; use e.g. 127.0.0.1:11434.",
+                                     param="host") from None
         # as Ollama's tools do with OLLAMA_HOST: warn and use the default
         logger.warning("OLLAMA_HOST=%r has an invalid port; using %s", value, default_port)
         port = default_port

@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from ...core.errors import RETRYABLE_STATUS, LLMError, ModelNotFoundError
+from ...core.errors import RETRYABLE_STATUS, InvalidParamsError, LLMError, ModelNotFoundError
 from ..capabilities import capability_error
 from ..http import (HttpTransport, RetryPolicy, Secret, Timeouts, body_text, cap_first,
                     looks_like_html)
@@ -51,12 +51,13 @@ def normalize_base_url(url: str | None) -> str:
         text = f"http://{text}"
     split = urllib.parse.urlsplit(text)
     if not split.hostname:
-        raise ValueError(f"base_url {url!r} names no host; use e.g. {DEFAULT_BASE_URL}.")
+        raise InvalidParamsError(f"base_url {url!r} names no host; use e.g. {DEFAULT_BASE_URL}.",
+                                 param="host")
     try:
         split.port
     except ValueError:
-        raise ValueError(f"base_url {url!r} has an invalid port; use e.g. "
-                         f"{DEFAULT_BASE_URL}.") from None
+        raise InvalidParamsError(f"base_url {url!r} has an invalid port; use e.g. "
+                                 f"{DEFAULT_BASE_URL}.", param="host") from None
     netloc = split.netloc
     if split.hostname in ("0.0.0.0", "::"):  # where a server listens, not an address to call
         netloc = netloc.replace("0.0.0.0", "127.0.0.1").replace("[::]", "[::1]")
