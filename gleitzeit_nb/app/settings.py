@@ -12,8 +12,7 @@ from dataclasses import dataclass, field
 
 from ..core.errors import InvalidParamsError
 from ..core.secret import Secret
-
-APIS = ("auto", "ollama", "openai")
+from ..providers.servers import api_of
 
 
 @dataclass(frozen=True)
@@ -29,9 +28,7 @@ class Server:
     api_key_env: str = ""
 
     def __post_init__(self) -> None:
-        if self.api not in APIS:
-            raise InvalidParamsError(f"api must be one of {', '.join(APIS)}, not {self.api!r}.",
-                                     param="api")
+        api_of(self.url, self.api)  # checks the API's name
 
 
 @dataclass

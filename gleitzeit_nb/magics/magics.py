@@ -15,6 +15,7 @@ from ..app.connections import CONNECTIONS
 from ..app.interpolate import interpolate
 from ..app.requests import make_request
 from ..app.settings import SETTINGS, Settings
+from ..providers.servers import APIS
 from ..core.errors import LLMError, ProviderTimeoutError
 from ..notebook.chat import ask
 from . import options as opts
@@ -26,32 +27,35 @@ _HOST = opts.host_parser()
 _SERVER = opts.server_parser()
 
 
+_D = Settings()  # the defaults, written once (in Settings)
+
+
 @magics_class
 class LLMMagics(Magics, Configurable):
     """Chat with local models from cells. Settings: ``%config LLMMagics`` lists them."""
 
-    host = Unicode("", help="Server URL or a name from %llm_host; empty: OLLAMA_HOST, else "
+    host = Unicode(_D.host, help="Server URL or a name from %llm_host; empty: OLLAMA_HOST, else "
                             "127.0.0.1:11434. A URL ending in /v1 is an OpenAI-compatible server "
                             "(llama.cpp, vLLM, LM Studio, Ollama's /v1)").tag(config=True)
-    api = Enum(["auto", "ollama", "openai"], "auto",
+    api = Enum(list(APIS), _D.api,
                help="The server's API; auto: openai for a URL ending in /v1, else ollama").tag(config=True)
-    api_key_env = Unicode("", help="Name of the environment variable holding the API key of "
+    api_key_env = Unicode(_D.api_key_env, help="Name of the environment variable holding the API key of "
                                    "`host` (the key itself is never a setting)").tag(config=True)
-    model = Unicode("", help="Chat model; empty: a loaded model, else the first installed").tag(config=True)
-    vision_model = Unicode("", help="Model for images (%vision, chat(images=…), the vision panel, batch(images=True)); empty: a vision model on the server").tag(config=True)
-    embed_model = Unicode("", help="Model for embed(); empty: `model` if it can embed, else an "
+    model = Unicode(_D.model, help="Chat model; empty: a loaded model, else the first installed").tag(config=True)
+    vision_model = Unicode(_D.vision_model, help="Model for images (%vision, chat(images=…), the vision panel, batch(images=True)); empty: a vision model on the server").tag(config=True)
+    embed_model = Unicode(_D.embed_model, help="Model for embed(); empty: `model` if it can embed, else an "
                                    "embedding model on the server").tag(config=True)
-    timeout = Float(120.0, help="Seconds for a reply to start (model load included)").tag(config=True)
-    chunk_timeout = Float(60.0, help="Seconds a started reply may pause before it counts as "
+    timeout = Float(_D.timeout, help="Seconds for a reply to start (model load included)").tag(config=True)
+    chunk_timeout = Float(_D.chunk_timeout, help="Seconds a started reply may pause before it counts as "
                                      "stalled").tag(config=True)
-    deadline = Float(None, allow_none=True, help="Seconds a whole reply may take (None: no "
+    deadline = Float(_D.deadline, allow_none=True, help="Seconds a whole reply may take (None: no "
                                                  "limit)").tag(config=True)
-    temperature = Float(None, allow_none=True, help="Default temperature, 0–2 (None: the model's)").tag(config=True)
-    max_tokens = Int(None, allow_none=True, help="Default reply length limit in tokens").tag(config=True)
-    system = Unicode(None, allow_none=True, help="Default system prompt").tag(config=True)
-    max_image_edge = Int(1024, help="Longest image edge sent to vision models, in pixels").tag(config=True)
-    show_stats = Bool(True, help="Show the tokens / speed footer under replies").tag(config=True)
-    display = Enum(["auto", "live", "final"], "auto",
+    temperature = Float(_D.temperature, allow_none=True, help="Default temperature, 0–2 (None: the model's)").tag(config=True)
+    max_tokens = Int(_D.max_tokens, allow_none=True, help="Default reply length limit in tokens").tag(config=True)
+    system = Unicode(_D.system, allow_none=True, help="Default system prompt").tag(config=True)
+    max_image_edge = Int(_D.max_image_edge, help="Longest image edge sent to vision models, in pixels").tag(config=True)
+    show_stats = Bool(_D.show_stats, help="Show the tokens / speed footer under replies").tag(config=True)
+    display = Enum(["auto", "live", "final"], _D.display,
                    help="live: stream updates; final: one output at the end (headless runs, nbval); "
                         "auto: live under a Jupyter front end, final otherwise").tag(config=True)
     debug = Bool(False, help="Show full tracebacks for gleitzeit_nb errors").tag(config=True)

@@ -13,6 +13,8 @@ from typing import Any
 
 from IPython.core.error import UsageError
 
+from ..providers.servers import APIS
+
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # argparse would print and exit
@@ -52,7 +54,7 @@ def server_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["add", "use", "list"], nargs="?", default="list")
     p.add_argument("name", nargs="?")
     p.add_argument("url", nargs="?")
-    p.add_argument("--api", choices=["auto", "ollama", "openai"], default="auto",
+    p.add_argument("--api", choices=APIS, default="auto",
                    help="the server's API (auto: openai for a URL ending in /v1)")
     p.add_argument("--key-env", default="", metavar="VAR",
                    help="environment variable holding the server's API key")
