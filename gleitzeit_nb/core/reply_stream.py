@@ -1,8 +1,9 @@
 """``ReplyStream``: a streamed reply's lifecycle, shared by every backend.
 
-A backend subclasses it with three pieces: ``_connect`` (send the request, wait for the response
-to begin), ``_read`` (one async generator turning the body into :class:`StreamChunk`s and
-appending to ``_parts`` / ``_thinking_parts``) and ``_close_response``. Everything a caller
+A backend subclasses it with two pieces: ``_connect`` (send the request, wait for the response
+to begin; the response has ``aclose()`` and ``is_closed``, as httpx's does) and ``_read`` (one
+async generator turning the body into :class:`StreamChunk`s and appending to ``_parts`` /
+``_thinking_parts``). Everything a caller
 touches (awaiting, iterating, closing, ``text``) lives here, so it behaves the same on every API.
 """
 
@@ -72,13 +73,13 @@ class ReplyStream(abc.ABC):
     def _read(self) -> AsyncIterator[StreamChunk]:
         """The body as chunks; starts with ``response = await self._begin()`` (None: done)."""
 
-    @abc.abstractmethod
     async def _close_response(self) -> None:
         """Close the connection (idempotent)."""
+        await self._response.aclose()
 
-    @abc.abstractmethod
     def _response_closed(self) -> bool:
         """Whether the response's connection is closed."""
+        return bool(self._response.is_closed)
 
     # -- public --------------------------------------------------------------------------------
     @property

@@ -56,12 +56,6 @@ class ChatStream(ReplyStream):
             raise self._transport.not_json_error("/api/chat", head)
         return response
 
-    async def _close_response(self) -> None:
-        await self._response.aclose()
-
-    def _response_closed(self) -> bool:
-        return self._response.is_closed
-
     # -- reading -------------------------------------------------------------------------------
     async def _read(self) -> AsyncIterator[StreamChunk]:
         response = await self._begin()

@@ -55,12 +55,6 @@ class CompletionStream(ReplyStream):
             raise self._transport.not_json_error(PATH, head)
         return response
 
-    async def _close_response(self) -> None:
-        await self._response.aclose()
-
-    def _response_closed(self) -> bool:
-        return self._response.is_closed
-
     # -- reading -------------------------------------------------------------------------------
     async def _read(self) -> AsyncIterator[StreamChunk]:
         response = await self._begin()
