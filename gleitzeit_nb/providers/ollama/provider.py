@@ -8,8 +8,7 @@ import os
 from typing import Any
 
 from ...core.backend import ChatRequest, EmbedRequest, EmbedResult, ModelInfo
-from ...core.errors import LLMError
-from ...core.provider import BackendProvider
+from ..base import HttpProvider
 from ...core.secret import Secret
 from .host import host_from_env, is_loopback, parse_host
 from .payload import build_chat_body, build_embed_body
@@ -22,7 +21,7 @@ logger = logging.getLogger("gleitzeit_nb.providers.ollama")
 _SUGGESTED = {"completion": "llama3.2", "vision": "llava", "embedding": "nomic-embed-text"}
 
 
-class OllamaProvider(BackendProvider):
+class OllamaProvider(HttpProvider):
     """Provider for an Ollama server: chat, vision and embed, streamed or not.
 
     ``base_url=None`` reads ``OLLAMA_HOST`` like Ollama's own tools. ``timeout`` is the time
@@ -51,26 +50,11 @@ class OllamaProvider(BackendProvider):
         self._transport = OllamaTransport(self.base_url, self.timeouts, self.retry,
                                           headers=headers, api_key=api_key, **client_kwargs)
 
-    # -- lifecycle -----------------------------------------------------------------------------
-    async def initialize(self) -> None:
-        """Open the pool and log whether the server answers (an absent server is not fatal)."""
-        status = await self.health_check()
-        if status["healthy"]:
-            logger.info("Ollama %s available at %s", status.get("version"), self.base_url)
-        else:
-            logger.warning("Ollama not reachable: %s", status["error"])
-        await super().initialize()
+    health_path = "/api/version"
+    logger = logger
 
-    async def shutdown(self) -> None:
-        await self._transport.aclose()
-        await super().shutdown()
-
-    async def health_check(self) -> dict[str, Any]:
-        try:
-            data = await self._transport.request_json("GET", "/api/version", retry=False)
-        except LLMError as exc:
-            return {"healthy": False, "url": self.base_url, "error": str(exc)}
-        return {"healthy": True, "url": self.base_url, "version": data.get("version")}
+    def _health(self, data: dict[str, Any]) -> dict[str, Any]:
+        return {"version": data.get("version")}
 
     # -- the seam ------------------------------------------------------------------------------
     def stream_chat(self, request: ChatRequest) -> ChatStream:

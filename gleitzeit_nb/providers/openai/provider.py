@@ -8,8 +8,7 @@ from typing import Any
 import httpx
 
 from ...core.backend import ChatRequest, EmbedRequest, EmbedResult, ModelInfo
-from ...core.errors import LLMError
-from ...core.provider import BackendProvider
+from ..base import HttpProvider
 from .payload import build_chat_body, build_embed_body
 from .stream import CompletionStream
 from .transport import (DEFAULT_BASE_URL, OpenAITransport, RetryPolicy, Timeouts,
@@ -18,7 +17,7 @@ from .transport import (DEFAULT_BASE_URL, OpenAITransport, RetryPolicy, Timeouts
 logger = logging.getLogger("gleitzeit_nb.providers.openai")
 
 
-class OpenAICompatibleProvider(BackendProvider):
+class OpenAICompatibleProvider(HttpProvider):
     """Provider for a server with the OpenAI API: llama.cpp's ``llama-server``, vLLM, LM Studio,
     Ollama's ``/v1``, LiteLLM and other gateways. Chat, vision and embed, streamed or not.
 
@@ -52,28 +51,11 @@ class OpenAICompatibleProvider(BackendProvider):
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.provider_id!r} {self.base_url}>"
 
-    # -- lifecycle -----------------------------------------------------------------------------
-    async def initialize(self) -> None:
-        """Open the pool and log whether the server answers (an absent server is not fatal)."""
-        status = await self.health_check()
-        if status["healthy"]:
-            logger.info("OpenAI-compatible server at %s serves %s", self.base_url,
-                        ", ".join(status["models"]) or "no models")
-        else:
-            logger.warning("OpenAI-compatible server not reachable: %s", status["error"])
-        await super().initialize()
+    health_path = "/models"
+    logger = logger
 
-    async def shutdown(self) -> None:
-        await self._transport.aclose()
-        await super().shutdown()
-
-    async def health_check(self) -> dict[str, Any]:
-        try:
-            data = await self._transport.request_json("GET", "/models", retry=False)
-        except LLMError as exc:
-            return {"healthy": False, "url": self.base_url, "error": str(exc)}
-        return {"healthy": True, "url": self.base_url,
-                "models": [m.get("id", "") for m in _entries(data)]}
+    def _health(self, data: dict[str, Any]) -> dict[str, Any]:
+        return {"models": [m.get("id", "") for m in _entries(data)]}
 
     # -- the seam ------------------------------------------------------------------------------
     def stream_chat(self, request: ChatRequest) -> CompletionStream:
