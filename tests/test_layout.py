@@ -73,6 +73,7 @@ async def test_utf8_split_across_reads(split_utf8_server):
         stream = await provider.stream_request("chat", chat_params())
         await stream.collect()
     assert stream.text == "Grüße 🌍 " and stream.done
+    assert stream.usage.server == "Ollama"  # no Server header: named by the API
 
 
 #: The layers, lowest first: a package may import its own layer and those below, never above.

@@ -42,7 +42,7 @@ def test_llm_magic_text_equals_a_raw_request(kernel, llama):
     assert expected.strip()
     assert kernel.value("r") == expected
     shown = ex.text("text/plain")
-    assert shown.startswith(expected) and "smollm2" in shown
+    assert shown.startswith(expected) and "smollm2 · llama.cpp · " in shown  # model, server
 
 
 def test_chat_function_and_models(kernel, llama):

@@ -71,6 +71,7 @@ async def test_stream_chunks_and_stats(provider, sim):
     usage = chunks[-1].usage
     assert usage is stream.usage
     assert usage.output_tokens == 30 and usage.finish_reason == "stop"
+    assert usage.server == "simulator"  # by its Server header
     assert usage.input_tokens > 0 and usage.generation_seconds > 0
     nonstream = await provider.handle_request("chat", chat_params("count [[tokens=30]]"))
     assert nonstream["response"] == text  # the same reply on both paths

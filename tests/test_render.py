@@ -387,3 +387,11 @@ def test_waiting_bundle():  # elapsed seconds and a loading hint; the model name
     assert waiting_bundle("m", 1.2)["text/plain"].endswith("(1 s)")
     assert "loading the model" in waiting_bundle("m", 7.0)["text/markdown"]
     assert "<" not in waiting_bundle("<b>", 0)["text/markdown"]
+
+
+def test_the_footer_names_the_server_that_wrote_the_reply():
+    stats = {"output_tokens": 3, "server": "llama.cpp"}
+    assert stats_line(stats) == "llama.cpp · 3 tokens"
+    assert stats_line(stats, status="replayed") == "llama.cpp · replayed · 3 tokens"
+    md = reply_bundle("Hi", model="smollm2", stats=stats, status="replayed")["text/markdown"]
+    assert md.endswith("<sub>smollm2 · llama.cpp · replayed · 3 tokens</sub>")

@@ -38,12 +38,15 @@ def _number(stats: Mapping[str, Any], key: str) -> float | None:
 
 def stats_line(stats: Mapping[str, Any] | None, *, status: str = "done") -> str:
     """One plain line from a reply's usage (``Usage.as_dict()``), e.g.
-    ``"52 tokens · 41.3 tok/s · prompt 26 tokens"``.
+    ``"llama.cpp · 52 tokens · 41.3 tok/s · prompt 26 tokens"`` (the server software first,
+    so a footer says which model on which server wrote the reply, also when replayed).
 
     Load time shows from 0.1 s; finish reason "stop" adds nothing, "length" says how to get more.
     """
     stats = stats or {}
-    parts = ["replayed"] if status == "replayed" else []
+    parts = [str(stats["server"])] if stats.get("server") else []
+    if status == "replayed":
+        parts.append("replayed")
     tokens, secs = _number(stats, "output_tokens"), _number(stats, "generation_seconds")
     if tokens is not None:
         parts.append(f"{tokens:.0f} tokens")

@@ -41,7 +41,8 @@ class ToolCall:
 
 @dataclass(slots=True)
 class Usage:
-    """Tokens, why generation ended, and timings (seconds) of one reply; None: not reported."""
+    """Tokens, why generation ended, timings (seconds) and the server software of one reply;
+    None: not reported."""
 
     input_tokens: int | None = None
     output_tokens: int | None = None
@@ -50,6 +51,7 @@ class Usage:
     prompt_seconds: float | None = None
     generation_seconds: float | None = None
     total_seconds: float | None = None
+    server: str | None = None  # what answered: "Ollama", "llama.cpp", "simulator"…
 
     def as_dict(self) -> dict[str, Any]:
         """The reported fields only (what recordings store)."""

@@ -101,6 +101,18 @@ class HttpTransport:
             weakref.WeakKeyDictionary()
         )
 
+    #: Server software by its ``Server`` header, as reply footers name it.
+    SOFTWARE = {"llama.cpp": "llama.cpp", "ollamasimulator": "simulator", "vllm": "vLLM",
+                "lm studio": "LM Studio"}
+    #: What a server without a known ``Server`` header is called.
+    software = "server"
+
+    def software_of(self, response: httpx.Response) -> str:
+        """The server software that sent ``response`` (for the reply's footer)."""
+        header = response.headers.get("server", "").lower()
+        return next((name for key, name in self.SOFTWARE.items() if key in header),
+                    self.software)
+
     @property
     def server(self) -> str:
         """``"Ollama at URL"``: how messages name this server."""

@@ -21,7 +21,7 @@ logger = logging.getLogger("gleitzeit_nb.providers.ollama")
 _DECODER = json.JSONDecoder()
 
 
-def usage_of(obj: dict[str, Any]) -> Usage:
+def usage_of(obj: dict[str, Any], server: str | None = None) -> Usage:
     """Ollama's final-line stats as neutral :class:`Usage` (durations are nanoseconds)."""
 
     def seconds(key: str) -> float | None:
@@ -32,7 +32,7 @@ def usage_of(obj: dict[str, Any]) -> Usage:
                  finish_reason=obj.get("done_reason"), load_seconds=seconds("load_duration"),
                  prompt_seconds=seconds("prompt_eval_duration"),
                  generation_seconds=seconds("eval_duration"),
-                 total_seconds=seconds("total_duration"))
+                 total_seconds=seconds("total_duration"), server=server)
 
 
 class ChatStream(ReplyStream):
@@ -54,6 +54,7 @@ class ChatStream(ReplyStream):
                 pass
             await response.aclose()
             raise self._transport.not_json_error("/api/chat", head)
+        self.usage.server = self._transport.software_of(response)
         return response
 
     # -- reading -------------------------------------------------------------------------------
@@ -96,7 +97,7 @@ class ChatStream(ReplyStream):
                     self.chunks += 1
                     if obj.get("done"):
                         self.done = True
-                        self.usage = usage_of(obj)
+                        self.usage = usage_of(obj, self.usage.server)
                         self._log_end()
                         yield StreamChunk(content, thinking, True, self.usage)
                         async for _ in reads:  # the body's end: lets the connection be reused

@@ -38,6 +38,7 @@ class OllamaTransport(HttpTransport):
     """Sends requests to an Ollama server and turns every failure into the error hierarchy."""
 
     server_name = "Ollama"
+    software = "Ollama"
     start_hint = ("Start the server with `ollama serve`, or set OLLAMA_HOST (or base_url=) "
                   "to where it runs.")
     running_hint = "Check that the server is still running (`ollama serve`)."

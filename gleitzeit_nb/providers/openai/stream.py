@@ -53,6 +53,7 @@ class CompletionStream(ReplyStream):
                 pass
             await response.aclose()
             raise self._transport.not_json_error(PATH, head)
+        self.usage.server = self._transport.software_of(response)
         return response
 
     # -- reading -------------------------------------------------------------------------------

@@ -68,6 +68,7 @@ class OpenAITransport(HttpTransport):
     """Requests to an OpenAI-compatible server; the API key goes only to this server."""
 
     server_name = "the OpenAI-compatible server"
+    software = "OpenAI-compatible server"
     # llama.cpp's server leaves a connection that carried a stream in a state where the next
     # request on it waits for seconds; a loopback connect costs ~0.1 ms, so none is reused.
     keepalive = 0
