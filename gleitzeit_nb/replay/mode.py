@@ -28,7 +28,7 @@ from .store import Recording, ReplayStore
 __all__ = ["MODES", "STORE_NAME", "resolve", "default_store_dir", "Replayer"]
 
 MODES = ("off", "record", "replay", "auto")
-STORE_NAME = "llm-replay.sqlite"
+STORE_NAME = "llm-replay"
 MODE_ENV = "GLEITZEIT_REPLAY"
 STORE_ENV = "GLEITZEIT_STORE"
 _PENDING_MAX = 64
@@ -39,7 +39,7 @@ def resolve(mode: str | None = None, store: str | os.PathLike[str] | None = None
     """The effective ``(mode, store path)``.
 
     ``GLEITZEIT_REPLAY`` / ``GLEITZEIT_STORE`` (when set and not empty) win over ``mode`` /
-    ``store``. The mode defaults to "off". The store defaults to ``llm-replay.sqlite`` in the
+    ``store``. The mode defaults to "off". The store defaults to the folder ``llm-replay`` in the
     notebook's directory (``default_store_dir``). A relative path from the environment is
     relative to the current directory; a relative ``store`` argument is relative to the
     notebook's directory.
