@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -42,7 +43,7 @@ def test_changed_prompt_is_a_clear_miss(tmp_path, monkeypatch, dead_url):
     nb = nbformat.read(NOTEBOOKS / "quickstart.ipynb", as_version=4)
     cell = next(c for c in nb.cells if c.source.startswith("%%llm\nExplain"))
     cell.source = cell.source.replace("three", "four")
-    (tmp_path / "llm-replay.sqlite").write_bytes((NOTEBOOKS / "llm-replay.sqlite").read_bytes())
+    shutil.copytree(NOTEBOOKS / "llm-replay", tmp_path / "llm-replay")
     monkeypatch.setenv("GLEITZEIT_REPLAY", "replay")
     monkeypatch.setenv("OLLAMA_HOST", dead_url)
     client = NotebookClient(nb, timeout=120, kernel_name="python3", allow_errors=True,
