@@ -90,7 +90,7 @@ class Replayer:
                           model=reply.model, status=reply.status)
 
     ``used`` collects the keys replayed or recorded by this object (for ``store.prune(used)``).
-    Lookups never write to the store, so a replay run leaves the file unchanged.
+    Lookups never write to the store, so a replay run leaves its folder unchanged.
     """
 
     def __init__(self, mode: str | None = None, store: str | os.PathLike[str] | None = None
@@ -175,7 +175,7 @@ class Replayer:
         return True
 
     def save_many(self, items: Iterable[tuple[str, str]], *, model: str = "") -> int:
-        """Record several finished ``(key, text)`` replies in one transaction ("record"/"auto")."""
+        """Record several finished ``(key, text)`` replies at once ("record"/"auto")."""
         if self.mode not in ("record", "auto"):
             return 0
         entries = [(key, Recording(text=text, model=model), "done", self._forget(key))
