@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import copy
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -251,6 +252,9 @@ def test_a_broken_recording_is_a_clear_error_until_recorded_again(tmp_path):
     (store.path / (key("y")[7:] + ".json")).write_text(file.read_text())  # renamed by hand
     with pytest.raises(ReplayStoreError, match="no recording of sha256:"):
         store.get(key("y"))
+    file.write_text(json.dumps({"key": key("x"), "reply": {"thinking": "t"}}))
+    with pytest.raises(ReplayStoreError, match="no reply text"):
+        store.get(key("x"))
 
 
 def test_threads_share_one_store(tmp_path):

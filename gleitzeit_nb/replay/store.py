@@ -46,6 +46,7 @@ __all__ = ["Recording", "ReplayStore", "KEY_PATTERN"]
 
 KEY_PATTERN = re.compile(r"sha256:([0-9a-f]{64})")
 _FILE = re.compile(r"[0-9a-f]{64}\.json")
+_CONFLICT = re.compile(rb"(?m)^<<<<<<< ")
 _TMP_PREFIX, _TMP_SUFFIX = ".", ".tmp"
 _STALE_TMP_SECONDS = 600.0  # prune deletes temporary files older than this (a killed writer's)
 _GITIGNORE = "# temporary files of a recording being written\n.*.tmp\n"
@@ -81,8 +82,8 @@ class ReplayStore:
         doc = self._load(key)
         if doc is None:
             return None
-        reply = doc.get("reply") or {}
-        return Recording(text=reply.get("text", ""), thinking=reply.get("thinking") or "",
+        reply = doc["reply"]
+        return Recording(text=reply["text"], thinking=reply.get("thinking") or "",
                          stats=doc.get("stats") or {}, done_reason=doc.get("done_reason"),
                          model=doc.get("model") or "", model_digest=doc.get("model_digest"),
                          created=doc.get("created") or "")
@@ -150,8 +151,11 @@ class ReplayStore:
                 removed += self._unlink(self.path / name)
         cutoff = time.time() - _STALE_TMP_SECONDS
         for entry in self._scan():
-            if _is_tmp(entry.name) and entry.stat().st_mtime < cutoff:
-                self._unlink(Path(entry.path))
+            try:
+                if _is_tmp(entry.name) and entry.stat().st_mtime < cutoff:
+                    self._unlink(Path(entry.path))
+            except FileNotFoundError:
+                pass  # renamed into place meanwhile
         return removed
 
     def close(self) -> None:
@@ -185,8 +189,12 @@ class ReplayStore:
             doc = json.loads(data.decode("utf-8"))
             if not isinstance(doc, dict) or doc.get("key") != key:
                 raise ValueError(f"it holds no recording of {key}")
+            reply = doc.get("reply")
+            if not isinstance(reply, dict) or not isinstance(reply.get("text"), str):
+                raise ValueError("it has no reply text")
         except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError included
-            conflict = " (an unresolved git merge conflict?)" if b"\n<<<<<<< " in data else ""
+            conflict = (" (an unresolved git merge conflict?)"
+                        if _CONFLICT.search(data) else "")
             raise ReplayStoreError(
                 f"The recording {path} is not a valid recording{conflict}: {exc}. Fix it, or "
                 "delete the file and record that call again.", path=self.path) from None
