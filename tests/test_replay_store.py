@@ -227,7 +227,7 @@ def test_replay_reads_leave_the_folder_unchanged(tmp_path):
     assert files(rp.path) == before
 
 
-def test_a_file_in_place_of_the_folder_says_how_to_migrate(tmp_path):
+def test_a_file_in_place_of_the_folder_says_how_to_migrate(tmp_path, caplog):
     path = tmp_path / "llm-replay.sqlite"
     path.write_bytes(b"SQLite format 3\x00" + bytes(100))
     for call in (lambda s: s.get(key("x")), lambda s: s.count(),
@@ -237,6 +237,9 @@ def test_a_file_in_place_of_the_folder_says_how_to_migrate(tmp_path):
     # the new default folder is missing, the old file is beside it: the miss says to migrate
     with pytest.raises(ReplayMissError, match="gleitzeit_nb.replay migrate .*llm-replay.sqlite"):
         Replayer("replay", tmp_path / "llm-replay").lookup(request())
+    with caplog.at_level("WARNING", logger="gleitzeit_nb.replay.mode"):  # auto would go live
+        assert Replayer("auto", tmp_path / "llm-replay").lookup(request()) is None
+    assert "gleitzeit_nb.replay migrate" in caplog.text
 
 
 def test_a_broken_recording_is_a_clear_error_until_recorded_again(tmp_path):

@@ -13,6 +13,7 @@ configuration, so CI can force replay without touching the notebook.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections import OrderedDict
@@ -24,6 +25,8 @@ from ..core.errors import InvalidParamsError
 from .errors import ReplayMissError
 from .keys import key_of
 from .store import Recording, ReplayStore
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["MODES", "STORE_NAME", "resolve", "default_store_dir", "Replayer"]
 
@@ -106,6 +109,11 @@ class Replayer:
     def store(self) -> ReplayStore:
         if self._store is None:
             self._store = ReplayStore(self.path)
+            old = self.path.with_name(self.path.name + ".sqlite")
+            if not self.path.exists() and old.is_file():
+                logger.warning("%s is an SQLite replay store of an older gleitzeit_nb, not read "
+                               "any more: convert it with python -m gleitzeit_nb.replay migrate %s",
+                               old, old)
         return self._store
 
     @property
