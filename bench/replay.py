@@ -36,7 +36,7 @@ def main() -> None:
     sim = subprocess.Popen([sys.executable, "-m", "gleitzeit_nb.testing", "--port", "0",
                             "--token-delay", "0"], stdout=subprocess.PIPE, text=True)
     url = sim.stdout.readline().strip().rsplit(" ", 1)[-1]
-    store = Path(tempfile.mkdtemp()) / "bench.sqlite"
+    store = Path(tempfile.mkdtemp()) / "bench-replay"
     results = {}
     try:
         for mode in ("record", "replay"):  # record = live calls (and storing); then replay them

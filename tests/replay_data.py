@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import struct
 import zlib
 
@@ -56,3 +57,8 @@ def request(base: dict | None = None, *, api: str = "ollama", method: str = "cha
 def rec(text="Blue and green.") -> Recording:
     return Recording(text=text, thinking="hmm", stats={"output_tokens": 5, "finish_reason": "stop"},
                      done_reason="stop", model="llama3.2:latest")
+
+
+def key(name: object) -> str:
+    """A well-formed store key ("sha256:" + 64 hex digits) named by ``name``."""
+    return "sha256:" + hashlib.sha256(str(name).encode()).hexdigest()

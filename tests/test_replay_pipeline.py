@@ -15,7 +15,7 @@ from .kernel import Kernel
 
 @pytest.fixture
 def store(tmp_path, monkeypatch):
-    path = tmp_path / "rec.sqlite"
+    path = tmp_path / "rec"
     monkeypatch.setenv("GLEITZEIT_STORE", str(path))
     monkeypatch.setenv("GLEITZEIT_REPLAY", "record")
     yield path
@@ -106,7 +106,7 @@ def test_embeddings_record_and_replay_per_text(store, monkeypatch):
 
 
 def test_kernel_replay_is_byte_identical(tmp_path):
-    store = tmp_path / "k.sqlite"
+    store = tmp_path / "k"
     code = ("%load_ext gleitzeit_nb\n%config LLMMagics.model = 'qwen3'\n"
             "%config LLMMagics.display = 'final'\n")
     cells = ["%%llm --think\nExplain <b>tides</b> briefly", "%%llm -o r\nAnd the moon?"]
@@ -146,6 +146,6 @@ def test_default_store_stays_beside_the_notebook_after_cd(tmp_path):
     try:
         assert k.run("import gleitzeit_nb\n%cd data").status == "ok"
         ex = k.run("from gleitzeit_nb.replay import current\nprint(current().path)")
-        assert ex.stdout.strip() == str(tmp_path / "llm-replay.sqlite")
+        assert ex.stdout.strip() == str(tmp_path / "llm-replay")
     finally:
         k.shutdown()

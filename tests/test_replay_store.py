@@ -1,16 +1,17 @@
-"""Record/replay: call keys, the SQLite store and the modes (durability: test_replay_durability)."""
+"""Record/replay: call keys, the store (a folder of JSON files) and the modes.
+
+Durability: test_replay_durability; the files as a reviewer sees them: test_replay_text."""
 
 from __future__ import annotations
 
 import base64
 import copy
 import hashlib
+import json
 import os
 import shutil
-import sqlite3
 import subprocess
 import sys
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -23,7 +24,7 @@ from gleitzeit_nb.providers.ollama import OllamaProvider
 from gleitzeit_nb.replay import (Recording, ReplayMissError, Replayer, ReplayStore,
                                  ReplayStoreError, chat_request_key, key_of, resolve)
 
-from .replay_data import IMAGE, OTHER_IMAGE, params, rec, request
+from .replay_data import IMAGE, OTHER_IMAGE, key, params, rec, request
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch):
@@ -127,98 +128,150 @@ def test_images_key_by_decoded_bytes_and_system_as_first_message(tmp_path):
 
 # --- store -----------------------------------------------------------------------------------
 
-def test_put_get_roundtrip_and_wal_mode(tmp_path):
-    path = tmp_path / "sub" / "store.sqlite"
+def files(folder) -> dict[str, tuple[bytes, int]]:
+    """Every file of a folder: name → (bytes, mtime in ns)."""
+    return {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in sorted(folder.iterdir())}
+
+
+def test_put_get_roundtrip_one_file_by_key(tmp_path):
+    path = tmp_path / "sub" / "llm-replay"
     store = ReplayStore(path)
-    assert store.get("sha256:x") is None and not path.exists()  # a read creates nothing
-    store.put("sha256:x", rec(), status="done", request={"model": "m"})
-    got = store.get("sha256:x")
+    assert store.get(key("x")) is None and store.count() == 0
+    assert not path.exists()  # a read creates nothing
+    store.put(key("x"), rec(), status="done", request={"model": "m"})
+    got = store.get(key("x"))
     assert got == Recording(**{**rec().__dict__, "created": got.created})
     assert got.created.endswith("Z") and got.created[:4].isdigit()
-    assert store.request("sha256:x") == {"model": "m"}
-    copy_ = tmp_path / "committed.sqlite"  # the main file alone (as `git add` sees it, store open)
-    copy_.write_bytes(path.read_bytes())
-    assert ReplayStore(copy_).get("sha256:x") == got
-    store.close()
-    with sqlite3.connect(path) as raw:
-        assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert store.request(key("x")) == {"model": "m"}
+    assert sorted(p.name for p in path.iterdir()) == [".gitignore", key("x")[7:] + ".json"]
+    assert store.keys() == [key("x")] and store.count() == 1
+    assert store.size_bytes() == (path / (key("x")[7:] + ".json")).stat().st_size
 
 
 @pytest.mark.parametrize("text,status", [("", "done"), ("  \n", "done"), ("partial", "interrupted"),
                                          ("partial", "stopped"), ("oops", "error")])
 def test_refuses_empty_and_unfinished_replies(tmp_path, text, status):
-    store = ReplayStore(tmp_path / "s.sqlite")
+    store = ReplayStore(tmp_path / "s")
     with pytest.raises(ValueError):
-        store.put("sha256:x", rec(text), status=status)
+        store.put(key("x"), rec(text), status=status)
     with pytest.raises(ValueError):  # one bad entry: nothing of the batch is written
-        store.put_many([("sha256:a", rec(), "done"), ("sha256:b", rec(text), status)])
+        store.put_many([(key("a"), rec(), "done"), (key("b"), rec(text), status)])
     assert store.count() == 0
 
 
-def test_count_size_keys_touch_prune(tmp_path):
-    store = ReplayStore(tmp_path / "s.sqlite")
-    store.put_many([(f"sha256:{i}", rec(f"reply {i} " * 500), "done") for i in range(10)])
-    assert store.count() == 10 and store.keys() == sorted(f"sha256:{i}" for i in range(10))
+@pytest.mark.parametrize("bad", ["sha256:x", "k1", "sha256:" + "A" * 64, "sha256:../" + "a" * 61])
+def test_keys_are_sha256_hex_names(tmp_path, bad):
+    store = ReplayStore(tmp_path / "s")
+    with pytest.raises(ValueError, match="64 hex digits"):
+        store.put(bad, rec(), status="done")
+    with pytest.raises(ValueError, match="64 hex digits"):
+        store.get(bad)
+    assert not store.path.exists()
+
+
+def test_count_size_keys_prune_and_stale_temporary_files(tmp_path):
+    store = ReplayStore(tmp_path / "s")
+    keys = [key(i) for i in range(10)]
+    store.put_many([(k, rec(f"reply {i} " * 500), "done") for i, k in enumerate(keys)])
+    assert store.count() == 10 and store.keys() == sorted(keys)
     before = store.size_bytes()
     assert before > 10 * 4000
-    time.sleep(0.01)
-    store.mark_used("sha256:3")
-    with sqlite3.connect(store.path) as raw:
-        used = raw.execute("SELECT key FROM recordings WHERE last_used > created").fetchall()
-    assert used == [("sha256:3",)]
-    assert store.prune(["sha256:1", "sha256:3", "sha256:missing"]) == 8
-    assert store.keys() == ["sha256:1", "sha256:3"]
-    assert store.size_bytes() < before
+    stale, fresh = store.path / f".{keys[0][7:]}.dead.tmp", store.path / f".{keys[1][7:]}.busy.tmp"
+    for tmp in (stale, fresh):
+        tmp.write_text('{"key": "half a rec')  # a writer killed mid-write; one still writing
+    os.utime(stale, (time.time() - 3600, time.time() - 3600))
+    assert store.count() == 10  # readers ignore temporary files
+    assert store.prune([keys[1], keys[3], key("missing")]) == 8
+    assert store.keys() == sorted([keys[1], keys[3]]) and store.size_bytes() < before
+    assert not stale.exists() and fresh.exists()  # only old temporary files are removed
     assert store.prune(store.keys()) == 0
 
 
-def test_replay_reads_leave_the_file_unchanged(tmp_path):
-    rp = Replayer("record", tmp_path / "s.sqlite")
-    key = rp.key(request())
-    rp.save(key, text="Blue.", status="done", model="llama3.2:latest")
+def test_a_lookup_opens_one_file_by_name_and_never_lists_the_folder(tmp_path, monkeypatch):
+    rp = Replayer("record", tmp_path / "s")
+    k = rp.key(request())
+    rp.save(k, text="Blue.", status="done")
+    replay = Replayer("replay", rp.path)
+
+    def listed(*args):
+        raise AssertionError("the folder was listed")
+
+    for name in ("scandir", "listdir"):
+        monkeypatch.setattr(f"gleitzeit_nb.replay.store.os.{name}", listed)
+    assert replay.lookup(request()).text == "Blue." and replay.find(request())[1] is not None
+    assert Replayer("auto", rp.path).find(request(seed=1))[1] is None
+
+
+def test_the_same_answer_re_recorded_leaves_its_file_as_it_was(tmp_path):
+    store = ReplayStore(tmp_path / "s")
+    store.put(key("x"), rec(), status="done", request={"model": "m"})
+    before = files(store.path)
+    time.sleep(0.01)
+    again = Recording(**{**rec().__dict__, "stats": {**rec().stats, "generation_seconds": 9.9}})
+    store.put(key("x"), again, status="done", request={"model": "m"})  # other timings only
+    assert files(store.path) == before
+    store.put(key("x"), rec("A new answer."), status="done", request={"model": "m"})
+    assert files(store.path) != before and store.get(key("x")).text == "A new answer."
+
+
+def test_replay_reads_leave_the_folder_unchanged(tmp_path):
+    rp = Replayer("record", tmp_path / "s")
+    k = rp.key(request())
+    rp.save(k, text="Blue.", status="done", model="llama3.2:latest")
     rp.close()
-    digest = hashlib.sha256(rp.path.read_bytes()).hexdigest()
+    before = files(rp.path)
     replay = Replayer("replay", rp.path)
     for _ in range(3):
         assert replay.lookup(request()).text == "Blue."
     replay.close()
-    assert hashlib.sha256(rp.path.read_bytes()).hexdigest() == digest
+    assert files(rp.path) == before
 
 
-def test_not_a_database_is_a_clear_error(tmp_path):
-    path = tmp_path / "s.sqlite"
-    path.write_bytes(b"this is not sqlite" * 100)
-    with pytest.raises(ReplayStoreError, match="not a replay store"):
-        ReplayStore(path).get("sha256:x")
+def test_a_file_in_place_of_the_folder_says_how_to_migrate(tmp_path, caplog):
+    path = tmp_path / "llm-replay.sqlite"
+    path.write_bytes(b"SQLite format 3\x00" + bytes(100))
+    for call in (lambda s: s.get(key("x")), lambda s: s.count(),
+                 lambda s: s.put(key("x"), rec(), status="done")):
+        with pytest.raises(ReplayStoreError, match="python -m gleitzeit_nb.replay migrate"):
+            call(ReplayStore(path))
+    # the new default folder is missing, the old file is beside it: the miss says to migrate
+    with pytest.raises(ReplayMissError, match="gleitzeit_nb.replay migrate .*llm-replay.sqlite"):
+        Replayer("replay", tmp_path / "llm-replay").lookup(request())
+    with caplog.at_level("WARNING", logger="gleitzeit_nb.replay.mode"):  # auto would go live
+        assert Replayer("auto", tmp_path / "llm-replay").lookup(request()) is None
+    assert "gleitzeit_nb.replay migrate" in caplog.text
+
+
+def test_a_broken_recording_is_a_clear_error_until_recorded_again(tmp_path):
+    store = ReplayStore(tmp_path / "s")
+    store.put(key("x"), rec(), status="done")
+    file = store.path / (key("x")[7:] + ".json")
+    file.write_text("{\n<<<<<<< HEAD\n  \"a\": 1\n=======\n  \"a\": 2\n>>>>>>> other\n}\n")
+    with pytest.raises(ReplayStoreError, match="merge conflict") as info:
+        store.get(key("x"))
+    assert str(file) in str(info.value)
+    store.put(key("x"), rec("Fixed."), status="done")
+    assert store.get(key("x")).text == "Fixed."
+    (store.path / (key("y")[7:] + ".json")).write_text(file.read_text())  # renamed by hand
+    with pytest.raises(ReplayStoreError, match="no recording of sha256:"):
+        store.get(key("y"))
+    file.write_text(json.dumps({"key": key("x"), "reply": {"thinking": "t"}}))
+    with pytest.raises(ReplayStoreError, match="no reply text"):
+        store.get(key("x"))
 
 
 def test_threads_share_one_store(tmp_path):
-    store = ReplayStore(tmp_path / "s.sqlite")
+    store = ReplayStore(tmp_path / "s")
 
     def work(t: int) -> None:
         for i in range(50):
-            store.put(f"sha256:{t}-{i}", rec(f"{t}-{i}"), status="done")
-            assert store.get(f"sha256:{t}-{i}").text == f"{t}-{i}"
+            store.put(key(f"{t}-{i}"), rec(f"{t}-{i}"), status="done")
+            assert store.get(key(f"{t}-{i}")).text == f"{t}-{i}"
 
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(work, range(8)))  # re-raises a thread's exception
     assert store.count() == 400
-
-
-def test_lock_contention_is_retried_then_reported_clearly(tmp_path):
-    store = ReplayStore(tmp_path / "s.sqlite", busy_timeout=0.05)
-    store.put("sha256:a", rec(), status="done")
-    blocker = sqlite3.connect(store.path, isolation_level=None, check_same_thread=False)
-    blocker.execute("BEGIN IMMEDIATE")  # another process holding the write lock
-    threading.Timer(0.3, blocker.execute, args=("COMMIT",)).start()
-    store.put("sha256:b", rec(), status="done")  # waits, retries, succeeds
-    blocker.execute("BEGIN IMMEDIATE")  # now held for good
-    with pytest.raises(ReplayStoreError, match="stayed locked") as info:
-        store.put("sha256:c", rec(), status="done")
-    assert isinstance(info.value.__cause__, sqlite3.OperationalError)
-    assert store.get("sha256:b") is not None  # readers are not blocked by a writer (WAL)
-    blocker.execute("ROLLBACK")
-    blocker.close()
+    assert not [p for p in store.path.iterdir() if p.suffix == ".tmp"]
 
 
 # --- modes -----------------------------------------------------------------------------------
@@ -226,24 +279,24 @@ def test_lock_contention_is_retried_then_reported_clearly(tmp_path):
 def test_resolve_defaults_and_environment(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # the environment's relative GLEITZEIT_STORE: from here
     monkeypatch.setattr("gleitzeit_nb.START_DIR", str(tmp_path))  # where the process started
-    assert resolve() == ("off", tmp_path / "llm-replay.sqlite")
-    assert resolve("Replay", "rec/x.sqlite") == ("replay", tmp_path / "rec" / "x.sqlite")
+    assert resolve() == ("off", tmp_path / "llm-replay")
+    assert resolve("Replay", "rec/x") == ("replay", tmp_path / "rec" / "x")
     nb_dir = tmp_path / "notebooks"
     nb_dir.mkdir()
     monkeypatch.setenv("JPY_SESSION_NAME", str(nb_dir / "report.ipynb"))
-    assert resolve("auto") == ("auto", nb_dir / "llm-replay.sqlite")
+    assert resolve("auto") == ("auto", nb_dir / "llm-replay")
     monkeypatch.setenv("JPY_SESSION_NAME", "notebooks/report.ipynb")  # relative: the start dir
-    assert resolve()[1] == tmp_path / "llm-replay.sqlite"
+    assert resolve()[1] == tmp_path / "llm-replay"
     monkeypatch.setenv("GLEITZEIT_REPLAY", "replay")
-    monkeypatch.setenv("GLEITZEIT_STORE", "ci/store.sqlite")
-    assert resolve("record", "/elsewhere.sqlite") == ("replay", tmp_path / "ci" / "store.sqlite")
+    monkeypatch.setenv("GLEITZEIT_STORE", "ci/store")
+    assert resolve("record", "/elsewhere") == ("replay", tmp_path / "ci" / "store")
     monkeypatch.setenv("GLEITZEIT_REPLAY", "sometimes")
     with pytest.raises(InvalidParamsError, match="GLEITZEIT_REPLAY='sometimes'"):
         resolve()
 
 
 def test_replay_miss_error_names_prompt_model_store_and_fix(tmp_path):
-    rp = Replayer("replay", tmp_path / "s.sqlite")
+    rp = Replayer("replay", tmp_path / "s")
     long_prompt = "Summarise the quarterly revenue table below in three short bullet points please"
     req = request(messages=[{"role": "user", "content": long_prompt}])
     with pytest.raises(ReplayMissError) as info:
@@ -256,7 +309,7 @@ def test_replay_miss_error_names_prompt_model_store_and_fix(tmp_path):
 
 
 def test_modes_off_record_auto_replay(tmp_path):
-    path = tmp_path / "s.sqlite"
+    path = tmp_path / "s"
     usage = {"output_tokens": 3, "finish_reason": "stop", "generation_seconds": 0.25}
     off = Replayer("off", path)
     assert off.lookup(request()) is None and not off.save("sha256:x", text="a", status="done")
@@ -289,7 +342,7 @@ def test_modes_off_record_auto_replay(tmp_path):
 
 
 def test_save_takes_the_finish_reason_from_the_usage(tmp_path):
-    rp = Replayer("record", tmp_path / "s.sqlite")
+    rp = Replayer("record", tmp_path / "s")
     key = rp.key(request())
     assert rp.save(key, text="Blue.", status="done", stats={"output_tokens": 3,
                                                            "finish_reason": "length"})
@@ -297,19 +350,21 @@ def test_save_takes_the_finish_reason_from_the_usage(tmp_path):
 
 
 def test_replay_reads_a_store_whose_folder_cannot_be_written(tmp_path):
-    """A read-only checkout or mount: WAL's side files cannot be made; replay still reads."""
-    folder = tmp_path / "ro"
-    folder.mkdir()
-    writer = ReplayStore(folder / "store.sqlite")
-    writer.put("k1", rec("Recorded."), status="done")
-    writer.close()
-    folder.chmod(0o555)
+    """A read-only checkout or mount: replay reads, recording says where to record instead."""
+    checkout = tmp_path / "ro"
+    writer = ReplayStore(checkout / "llm-replay")
+    writer.put(key(1), rec("Recorded."), status="done")
+    paths = [checkout, writer.path, *writer.path.iterdir()]
+    for p in reversed(paths):
+        p.chmod(0o555 if p.is_dir() else 0o444)
     code = ("import os, sys; from gleitzeit_nb.replay import ReplayStore, Recording\n"
-            f"s = ReplayStore({str(folder / 'store.sqlite')!r})\n"
-            "assert not os.access(os.path.dirname(s.path), os.W_OK), 'folder still writable'\n"
-            "print(s.get('k1').text, s.count())\n"
-            "try:\n    s.put('k2', Recording(text='x'), status='done')\n"
-            "except Exception as exc:\n    print(type(exc).__name__)\n")
+            f"s = ReplayStore({str(writer.path)!r})\n"
+            "assert not os.access(s.path, os.W_OK), 'folder still writable'\n"
+            f"print(s.get({key(1)!r}).text, s.count(), len(s.keys()))\n"
+            "try:\n"
+            f"    s.put({key(2)!r}, Recording(text='x'), status='done')\n"
+            "except Exception as exc:\n"
+            "    print(type(exc).__name__, 'GLEITZEIT_STORE' in str(exc))\n")
     # root ignores permission bits unless it gives up CAP_DAC_OVERRIDE, as setpriv does here
     prefix = (["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
               if os.geteuid() == 0 else [])
@@ -319,6 +374,8 @@ def test_replay_reads_a_store_whose_folder_cannot_be_written(tmp_path):
         out = subprocess.run([*prefix, sys.executable, "-c", code], capture_output=True,
                              text=True, timeout=60)
     finally:
-        folder.chmod(0o755)
+        for p in paths:
+            p.chmod(0o755 if p.is_dir() else 0o644)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == ["Recorded.", "1", "ReplayStoreError"]
+    assert out.stdout.split() == ["Recorded.", "1", "1", "ReplayStoreError", "True"]
+    assert sorted(p.name for p in writer.path.iterdir()) == [".gitignore", key(1)[7:] + ".json"]

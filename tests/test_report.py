@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -42,7 +43,7 @@ def test_changed_prompt_is_a_clear_miss(tmp_path, monkeypatch, dead_url):
     nb = nbformat.read(NOTEBOOKS / "quickstart.ipynb", as_version=4)
     cell = next(c for c in nb.cells if c.source.startswith("%%llm\nExplain"))
     cell.source = cell.source.replace("three", "four")
-    (tmp_path / "llm-replay.sqlite").write_bytes((NOTEBOOKS / "llm-replay.sqlite").read_bytes())
+    shutil.copytree(NOTEBOOKS / "llm-replay", tmp_path / "llm-replay")
     monkeypatch.setenv("GLEITZEIT_REPLAY", "replay")
     monkeypatch.setenv("OLLAMA_HOST", dead_url)
     client = NotebookClient(nb, timeout=120, kernel_name="python3", allow_errors=True,
@@ -78,3 +79,37 @@ def test_report_html_never_makes_model_text_live():
     assert body.count("<h2") >= 3 and "<td>1</td>" in body  # Markdown still renders
     assert body.count("replayed") == 3
     assert "<b>by the author</b>" in body  # the author's own Markdown cells are kept as written
+
+
+def test_recording_your_own_notebooks_as_the_readme_says(tmp_path, dead_url):
+    """README "Recording your own notebooks": --live, then --save (a replay run), then nbval."""
+    from gleitzeit_nb.testing import OllamaSimulator
+
+    folder = tmp_path / "analysis"
+    folder.mkdir()
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("%load_ext gleitzeit_nb\n"
+                                          '%config LLMMagics.model = "llama3.2"'),
+                nbformat.v4.new_code_cell("%%llm\nName three rivers."),
+                nbformat.v4.new_code_cell("%%llm -o lake\nAnd one lake?")]
+    nbformat.write(nb, folder / "rivers.ipynb")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GLEITZEIT_")}
+    report = [sys.executable, "-m", "gleitzeit_nb.report", str(folder),
+              "--out", str(tmp_path / "html")]
+    with OllamaSimulator() as sim:
+        live = subprocess.run([*report, "--live"], capture_output=True, text=True, timeout=300,
+                              env={**env, "OLLAMA_HOST": sim.url})
+    assert live.returncode == 0, live.stderr
+    recordings = sorted(p.name for p in (folder / "llm-replay").iterdir())
+    assert len(recordings) == 3 and recordings[0] == ".gitignore"  # two answers, one file each
+    offline = {**env, "OLLAMA_HOST": dead_url}
+    saved = subprocess.run([*report, "--save"], capture_output=True, text=True, timeout=300,
+                           env=offline)
+    assert saved.returncode == 0, saved.stderr
+    assert "replayed" in (folder / "rivers.ipynb").read_text(encoding="utf-8")
+    nbval = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--nbval",
+                            "-q", str(folder)], capture_output=True, text=True, timeout=300,
+                           cwd=tmp_path, env={**offline, "GLEITZEIT_REPLAY": "replay"})
+    assert nbval.returncode == 0, nbval.stdout + nbval.stderr
+    assert "3 passed" in nbval.stdout
+    assert sorted(p.name for p in (folder / "llm-replay").iterdir()) == recordings  # unchanged

@@ -12,7 +12,7 @@ SHARED_SIM = True
 
 @pytest.fixture(scope="module")
 def kernel(shared_sim, dead_url_module, tmp_path_factory):
-    store = tmp_path_factory.mktemp("store") / "settings.sqlite"
+    store = tmp_path_factory.mktemp("store") / "settings"
     # OLLAMA_HOST points nowhere: every request must follow %config LLMMagics.host.
     k = Kernel({"OLLAMA_HOST": dead_url_module, "GLEITZEIT_DISPLAY": "final",
                 "GLEITZEIT_REPLAY": "", "GLEITZEIT_STORE": ""})

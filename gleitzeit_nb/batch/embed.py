@@ -70,7 +70,7 @@ class _Embedding:
             res = await engine.execute_task(Task(id=f"embed-{k}", method="embed", params=params))
             if keys and res.ok and len(res.result["embeddings"]) == len(texts):
                 vectors = [json.dumps(v) for v in res.result["embeddings"]]
-                # one transaction a chunk, off the loop: other chunks keep streaming meanwhile
+                # one write a chunk, off the loop: other chunks keep streaming meanwhile
                 await asyncio.to_thread(replayer.save_many, zip(keys, vectors), model=self.model)
             return res
 

@@ -63,7 +63,7 @@ class LLMMagics(Magics, Configurable):
                   help="Record/replay of calls: record (always live, store replies), replay (only "
                        "recordings; a miss is an error), auto (replay hits, record misses). "
                        "GLEITZEIT_REPLAY overrides").tag(config=True)
-    store = Unicode("", help="Recordings file; empty: llm-replay.sqlite beside the notebook. "
+    store = Unicode("", help="Recordings folder; empty: llm-replay beside the notebook. "
                              "GLEITZEIT_STORE overrides").tag(config=True)
 
     @observe("replay", "store")
@@ -236,7 +236,7 @@ class LLMMagics(Magics, Configurable):
 
     @line_magic
     def llm_store(self, line: str) -> str:
-        """The record/replay store: ``%llm_store`` (mode, file, count, size);
+        """The record/replay store: ``%llm_store`` (mode, folder, count, size);
         ``%llm_store prune`` says how many recordings this kernel has not used and
         ``%llm_store prune --yes`` deletes them (run every cell first)."""
         from ..replay import current

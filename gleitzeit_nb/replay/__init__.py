@@ -1,8 +1,10 @@
 """Record/replay of model calls: record once against a live model, replay anywhere offline.
 
-Plain Python (no IPython): usable from notebooks, scripts and batch code. ``chat_request_key`` names a
-call, ``ReplayStore`` keeps replies in SQLite, ``Replayer`` applies a mode (off, record, replay,
-auto) chosen by ``resolve`` — where ``GLEITZEIT_REPLAY`` / ``GLEITZEIT_STORE`` win.
+Plain Python (no IPython): usable from notebooks, scripts and batch code. ``chat_request_key``
+names a call, ``ReplayStore`` keeps each reply as a JSON file in a folder (reviewable in git),
+``Replayer`` applies a mode (off, record, replay, auto) chosen by ``resolve`` — where
+``GLEITZEIT_REPLAY`` / ``GLEITZEIT_STORE`` win. ``python -m gleitzeit_nb.replay migrate FILE``
+converts an SQLite store of an older version.
 """
 
 from .active import configure, current

@@ -42,5 +42,5 @@ def current() -> Replayer:
 
 
 def replay_mode(mode: str, store: str | os.PathLike[str] | None = None) -> Replayer:
-    """For scripts: ``gleitzeit_nb.replay_mode("auto", "report.sqlite")`` (env vars still win)."""
+    """For scripts: ``gleitzeit_nb.replay_mode("auto", "report-replay")`` (env vars still win)."""
     return configure(mode, store)

@@ -22,8 +22,12 @@ class ReplayMissError(LLMError):
         self.model = model
         self.store = Path(store)
         self.key = key
-        where = (f"store {self.store}" if self.store.exists()
-                 else f"store {self.store}, which does not exist")
+        where = f"store {self.store}"
+        if not self.store.exists():
+            old = self.store.with_name(self.store.name + ".sqlite")
+            where += (f", which does not exist; {old.name} beside it is an SQLite store of an "
+                      f"older gleitzeit_nb: convert it with python -m gleitzeit_nb.replay "
+                      f"migrate {old}" if old.is_file() else ", which does not exist")
         super().__init__(
             f"No recording of this call in replay mode: model '{model}', prompt "
             f"'{prompt_start(prompt)}' ({where}). The prompt, an earlier turn, an image or a "
@@ -41,7 +45,8 @@ def record_hint() -> str:
 
 
 class ReplayStoreError(LLMError):
-    """The store file cannot be used (not a database, from a newer version, stays locked)."""
+    """The store cannot be used (a file where its folder should be, a recording that is not
+    valid JSON, a folder that cannot be written when recording)."""
 
     def __init__(self, message: str, *, path: str | os.PathLike[str]) -> None:
         super().__init__(message)

@@ -13,6 +13,7 @@ configuration, so CI can force replay without touching the notebook.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections import OrderedDict
@@ -25,10 +26,12 @@ from .errors import ReplayMissError
 from .keys import key_of
 from .store import Recording, ReplayStore
 
+logger = logging.getLogger(__name__)
+
 __all__ = ["MODES", "STORE_NAME", "resolve", "default_store_dir", "Replayer"]
 
 MODES = ("off", "record", "replay", "auto")
-STORE_NAME = "llm-replay.sqlite"
+STORE_NAME = "llm-replay"
 MODE_ENV = "GLEITZEIT_REPLAY"
 STORE_ENV = "GLEITZEIT_STORE"
 _PENDING_MAX = 64
@@ -39,7 +42,7 @@ def resolve(mode: str | None = None, store: str | os.PathLike[str] | None = None
     """The effective ``(mode, store path)``.
 
     ``GLEITZEIT_REPLAY`` / ``GLEITZEIT_STORE`` (when set and not empty) win over ``mode`` /
-    ``store``. The mode defaults to "off". The store defaults to ``llm-replay.sqlite`` in the
+    ``store``. The mode defaults to "off". The store defaults to the folder ``llm-replay`` in the
     notebook's directory (``default_store_dir``). A relative path from the environment is
     relative to the current directory; a relative ``store`` argument is relative to the
     notebook's directory.
@@ -90,7 +93,7 @@ class Replayer:
                           model=reply.model, status=reply.status)
 
     ``used`` collects the keys replayed or recorded by this object (for ``store.prune(used)``).
-    Lookups never write to the store, so a replay run leaves the file unchanged.
+    Lookups never write to the store, so a replay run leaves its folder unchanged.
     """
 
     def __init__(self, mode: str | None = None, store: str | os.PathLike[str] | None = None
@@ -106,6 +109,11 @@ class Replayer:
     def store(self) -> ReplayStore:
         if self._store is None:
             self._store = ReplayStore(self.path)
+            old = self.path.with_name(self.path.name + ".sqlite")
+            if not self.path.exists() and old.is_file():
+                logger.warning("%s is an SQLite replay store of an older gleitzeit_nb, not read "
+                               "any more: convert it with python -m gleitzeit_nb.replay migrate %s",
+                               old, old)
         return self._store
 
     @property
@@ -175,7 +183,7 @@ class Replayer:
         return True
 
     def save_many(self, items: Iterable[tuple[str, str]], *, model: str = "") -> int:
-        """Record several finished ``(key, text)`` replies in one transaction ("record"/"auto")."""
+        """Record several finished ``(key, text)`` replies at once ("record"/"auto")."""
         if self.mode not in ("record", "auto"):
             return 0
         entries = [(key, Recording(text=text, model=model), "done", self._forget(key))

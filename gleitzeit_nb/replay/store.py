@@ -1,60 +1,55 @@
-"""``ReplayStore``: recorded replies in one SQLite file (WAL mode), safe for concurrent writers.
+"""``ReplayStore``: recorded replies as a folder of JSON files, one per recording, for git.
 
-Every write is one ``BEGIN IMMEDIATE`` transaction, so a process killed mid-write leaves either
-the whole transaction or nothing (SQLite's atomic commit; the WAL is rolled back on next open).
-Lock contention is absorbed by SQLite's busy timeout plus a bounded retry with backoff; if the
-file stays locked beyond that, a ``ReplayStoreError`` says so (never a bare ``sqlite3`` error).
+``llm-replay/<hex>.json`` holds the recording keyed ``sha256:<hex>``: pretty-printed, sorted
+keys, UTF-8 (non-ASCII text as is), ending in a newline, so ``git diff`` shows a re-recorded
+answer as text, file by file::
 
-After each write the WAL is checkpointed (passively) into the main file, so a store committed to
-git while a kernel still has it open already holds every recording. Reads never write: replaying
-leaves the file's bytes unchanged, and a store that does not exist is not created by a read.
+    {
+      "created": "2026-12-01T13:57:29.183Z",
+      "done_reason": "stop",
+      "key": "sha256:7a09…",
+      "model": "llama3.2:latest",
+      "reply": {"text": "…", "thinking": ""},
+      "request": {"api": "ollama", "messages": […], "model": "llama3.2:latest", "v": 2},
+      "stats": {"finish_reason": "stop", "output_tokens": 40, …}
+    }
+
+(``None`` values are left out.) The folder is flat: a lookup opens one file by name, never lists
+the folder, and a flat listing reads best in a review; git and the file systems in use handle
+thousands of files in one folder.
+
+A recording is written to a temporary file in the same folder (``.<hex>.<random>.tmp``), flushed to
+disk and renamed over its final name (``os.replace``, atomic): a reader, another writer or a
+process killed mid-write sees the old recording or the new one, never half of one; readers
+ignore the temporary files (``prune`` deletes those left by a killed writer, as does the folder's
+``.gitignore``). Reads never write, so replaying works from a read-only checkout and leaves the
+folder unchanged. Re-recording an answer identical to the stored one (same text, thinking,
+model, finish reason and request) leaves its file as it was: its timings would only churn diffs.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import os
-import random
-import sqlite3
-import threading
+import re
+import secrets
 import time
-import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from .errors import ReplayStoreError
 
-logger = logging.getLogger(__name__)
+__all__ = ["Recording", "ReplayStore", "KEY_PATTERN"]
 
-__all__ = ["Recording", "ReplayStore", "SCHEMA_VERSION"]
-
-SCHEMA_VERSION = 1
-BUSY_TIMEOUT = 5.0  # seconds SQLite itself waits for a lock, per attempt
-RETRIES = 5  # then attempts with backoff on top, for the cases the busy handler does not cover
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS recordings (
-    key          TEXT PRIMARY KEY NOT NULL,
-    text         TEXT NOT NULL CHECK (length(text) > 0),
-    thinking     TEXT NOT NULL DEFAULT '',
-    stats        TEXT NOT NULL DEFAULT '{}',
-    done_reason  TEXT,
-    model        TEXT NOT NULL DEFAULT '',
-    model_digest TEXT,
-    request      TEXT,
-    created      TEXT NOT NULL,
-    last_used    TEXT
-)
-"""
-_COLUMNS = ("key, text, thinking, stats, done_reason, model, model_digest, request, created, "
-            "last_used")
-_INHERITED: list[sqlite3.Connection] = []  # connections from a parent process: never used or closed
-
-T = TypeVar("T")
+KEY_PATTERN = re.compile(r"sha256:([0-9a-f]{64})")
+_FILE = re.compile(r"[0-9a-f]{64}\.json")
+_CONFLICT = re.compile(rb"(?m)^<<<<<<< ")
+_TMP_PREFIX, _TMP_SUFFIX = ".", ".tmp"
+_STALE_TMP_SECONDS = 600.0  # prune deletes temporary files older than this (a killed writer's)
+_GITIGNORE = "# temporary files of a recording being written\n.*.tmp\n"
 
 
 @dataclass(frozen=True)
@@ -71,61 +66,54 @@ class Recording:
 
 
 class ReplayStore:
-    """Recordings keyed by ``call_key``, in the SQLite file ``path`` (opened on first use).
+    """Recordings keyed ``sha256:<hex>`` in the folder ``path`` (created by the first write).
 
-    Thread-safe (one connection behind a lock) and process-safe (SQLite locking). The file and
-    its parent directory are created by the first write. ``busy_timeout`` is how long SQLite
-    waits for another writer's lock on each of ``RETRIES`` attempts.
+    Safe for threads and processes without locks: each recording is its own file, replaced
+    atomically. ``put_many`` checks every entry before writing any; each recording is then
+    written whole or not at all (a process killed during ``put_many`` keeps those written).
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = BUSY_TIMEOUT) -> None:
+    def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path).expanduser()
-        self.busy_timeout = busy_timeout
-        self._lock = threading.RLock()
-        self._conn: sqlite3.Connection | None = None
-        self._pid = 0
-        self._finalizer: weakref.finalize | None = None
-        self._read_only = False  # opened through the read-only fallback
 
     # -- reading -----------------------------------------------------------------------------
     def get(self, key: str) -> Recording | None:
         """The recording under ``key``, or None."""
-        rows = self._read("SELECT text, thinking, stats, done_reason, model, model_digest, created "
-                          "FROM recordings WHERE key = ?", (key,))
-        if not rows:
+        doc = self._load(key)
+        if doc is None:
             return None
-        text, thinking, stats, done_reason, model, digest, created = rows[0]
-        return Recording(text=text, thinking=thinking, stats=json.loads(stats or "{}"),
-                         done_reason=done_reason, model=model, model_digest=digest,
-                         created=created)
+        reply = doc["reply"]
+        return Recording(text=reply["text"], thinking=reply.get("thinking") or "",
+                         stats=doc.get("stats") or {}, done_reason=doc.get("done_reason"),
+                         model=doc.get("model") or "", model_digest=doc.get("model_digest"),
+                         created=doc.get("created") or "")
 
     def request(self, key: str) -> dict[str, Any] | None:
         """The canonical request stored with ``key`` (for debugging a miss), or None."""
-        rows = self._read("SELECT request FROM recordings WHERE key = ?", (key,))
-        return json.loads(rows[0][0]) if rows and rows[0][0] else None
+        doc = self._load(key)
+        return None if doc is None else doc.get("request")
 
     def count(self) -> int:
-        rows = self._read("SELECT count(*) FROM recordings")
-        return rows[0][0] if rows else 0
+        return len(self._names())
 
     def keys(self) -> list[str]:
         """All keys, sorted."""
-        return [r[0] for r in self._read("SELECT key FROM recordings ORDER BY key")]
+        return sorted("sha256:" + name[:-5] for name in self._names())
 
     def size_bytes(self) -> int:
-        """Bytes on disk: the database file plus its write-ahead log."""
+        """Bytes of the recordings' files."""
         total = 0
-        for p in (self.path, self.path.with_name(self.path.name + "-wal")):
+        for name in self._names():
             try:
-                total += p.stat().st_size
+                total += (self.path / name).stat().st_size
             except FileNotFoundError:
-                pass
+                pass  # pruned meanwhile
         return total
 
     # -- writing -----------------------------------------------------------------------------
     def put(self, key: str, recording: Recording, *, status: str,
             request: dict[str, Any] | None = None) -> None:
-        """Store one finished reply (INSERT OR REPLACE, one transaction).
+        """Store one finished reply (replacing an older one under ``key``).
 
         ``status`` is the reply's status and must be "done": errors, interrupted and stopped
         replies raise ``ValueError``, as does an empty (or whitespace-only) text.
@@ -133,77 +121,45 @@ class ReplayStore:
         self.put_many([(key, recording, status, request)])
 
     def put_many(self, entries: Iterable[tuple[Any, ...]]) -> int:
-        """Store several replies in one transaction: all of them or (on any failure) none.
+        """Store several replies; every entry is checked as in ``put`` before any is written.
 
-        Each entry is ``(key, recording, status)`` or ``(key, recording, status, request)``;
-        every entry is checked as in ``put`` before anything is written. Returns the count.
+        Each entry is ``(key, recording, status)`` or ``(key, recording, status, request)``.
+        Returns the count.
         """
         now = _now()
-        rows = []
+        docs = []
         for entry in entries:
             key, rec, status, *rest = entry
             _check(key, rec, status)
-            request = rest[0] if rest else None
-            rows.append((key, rec.text, rec.thinking or "",
-                         json.dumps(rec.stats or {}, sort_keys=True, default=str),
-                         rec.done_reason, rec.model or "", rec.model_digest,
-                         None if request is None else json.dumps(request, sort_keys=True,
-                                                                 ensure_ascii=False, default=str),
-                         rec.created or now, now))
-        if rows:
-            self._transaction(lambda conn: conn.executemany(
-                f"INSERT OR REPLACE INTO recordings ({_COLUMNS}) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows))
-            self._checkpoint("PASSIVE")
-        return len(rows)
+            docs.append(_document(key, rec, rest[0] if rest else None, now))
+        if docs:
+            self._ensure_folder()
+            for doc in docs:
+                self._write(doc)
+            _sync_folder(self.path)
+        return len(docs)
 
-    def touch(self, keys: Iterable[str]) -> None:
-        """Set ``last_used`` to now for ``keys`` (those not stored are ignored)."""
-        now = _now()
-        rows = [(now, k) for k in keys]
-        if rows and self.path.exists():
-            self._transaction(lambda conn: conn.executemany(
-                "UPDATE recordings SET last_used = ? WHERE key = ?", rows))
-
-    def mark_used(self, key: str) -> None:
-        self.touch([key])
-
-    def prune(self, keep: Iterable[str], *, vacuum: bool = True) -> int:
+    def prune(self, keep: Iterable[str]) -> int:
         """Delete every recording whose key is not in ``keep``; return how many were deleted.
 
-        With ``vacuum`` the file is compacted afterwards (it is usually committed to git).
+        Temporary files left by a killed writer (older than a few minutes) go too.
         """
-        if not self.path.exists():
-            return 0
-        keep_rows = [(k,) for k in set(keep)]
-
-        def work(conn: sqlite3.Connection) -> int:
-            conn.execute("CREATE TEMP TABLE IF NOT EXISTS prune_keep (key TEXT PRIMARY KEY)")
-            conn.execute("DELETE FROM temp.prune_keep")
-            conn.executemany("INSERT INTO temp.prune_keep (key) VALUES (?)", keep_rows)
-            removed = conn.execute("DELETE FROM recordings "
-                                   "WHERE key NOT IN (SELECT key FROM temp.prune_keep)").rowcount
-            conn.execute("DELETE FROM temp.prune_keep")
-            return removed
-
-        removed = self._transaction(work)
-        if removed and vacuum:
-            with self._lock:
-                conn = self._connection(create=True)
-                self._retry(lambda: conn.execute("VACUUM"))
-            self._checkpoint("TRUNCATE")
+        keep = set(keep)
+        removed = 0
+        for name in self._names():
+            if "sha256:" + name[:-5] not in keep:
+                removed += self._unlink(self.path / name)
+        cutoff = time.time() - _STALE_TMP_SECONDS
+        for entry in self._scan():
+            try:
+                if _is_tmp(entry.name) and entry.stat().st_mtime < cutoff:
+                    self._unlink(Path(entry.path))
+            except FileNotFoundError:
+                pass  # renamed into place meanwhile
         return removed
 
     def close(self) -> None:
-        """Checkpoint the WAL into the main file and close (the store reopens on next use)."""
-        with self._lock:
-            self._drop_inherited()
-            if self._conn is not None:
-                self._checkpoint("TRUNCATE")
-                if self._finalizer is not None:
-                    self._finalizer()  # closes the connection, once
-            self._conn = self._finalizer = None
-            self._read_only = False
+        """Nothing to release (no file stays open); kept for the callers that close stores."""
 
     def __enter__(self) -> ReplayStore:
         return self
@@ -215,161 +171,156 @@ class ReplayStore:
         return f"ReplayStore({str(self.path)!r})"
 
     # -- internals ---------------------------------------------------------------------------
-    def _drop_inherited(self) -> None:
-        if self._conn is not None and self._pid != os.getpid():
-            # inherited across fork: SQLite forbids using it here, and closing it could release
-            # the parent's locks, so it is set aside for good
-            _INHERITED.append(self._conn)
-            if self._finalizer is not None:
-                self._finalizer.detach()
-            self._conn = self._finalizer = None
+    def _file(self, key: str) -> Path:
+        return self.path / f"{_hex(key)}.json"
 
-    def _connection(self, *, create: bool) -> sqlite3.Connection | None:
-        """The open connection (caller holds the lock); None if reading a missing store."""
-        self._drop_inherited()
-        if self._conn is None:
-            if not create and not self.path.exists():
-                return None
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                conn = self._retry(self._open)
-            except ReplayStoreError as exc:
-                if create or not any(w in exc.message for w in ("unable to open", "readonly")):
-                    raise
-                # A read-only folder or mount: WAL needs its side files. Replay reads a
-                # committed (checkpointed) store all the same.
-                conn = self._open_read_only()
-            self._conn, self._pid = conn, os.getpid()
-            self._finalizer = weakref.finalize(self, conn.close)
-        return self._conn
-
-    def _open(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None,
-                               check_same_thread=False)
+    def _load(self, key: str) -> dict[str, Any] | None:
+        path = self._file(key)
         try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            # WAL + NORMAL: a killed process loses no commit (a power cut may lose the last few)
-            conn.execute("PRAGMA synchronous=NORMAL")
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise ReplayStoreError(
-                    f"The replay store {self.path} was written by a newer gleitzeit_nb (schema "
-                    f"{version}, this one reads {SCHEMA_VERSION}); upgrade gleitzeit_nb.",
-                    path=self.path)
-            exists = conn.execute("SELECT 1 FROM sqlite_master "
-                                  "WHERE type = 'table' AND name = 'recordings'").fetchone()
-            if not exists:
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    conn.execute(_SCHEMA)
-                    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-                    conn.execute("COMMIT")
-                except BaseException:
-                    conn.execute("ROLLBACK")
-                    raise
-        except BaseException:
-            conn.close()
-            raise
-        return conn
-
-    def _open_read_only(self) -> sqlite3.Connection:
-        wal = self.path.with_name(self.path.name + "-wal")
-        if wal.exists() and wal.stat().st_size:  # an immutable read would not see those
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except NotADirectoryError:
+            raise self._not_a_folder() from None
+        except OSError as exc:
+            raise ReplayStoreError(f"The recording {path} cannot be read: {exc.strerror}.",
+                                   path=self.path) from exc
+        try:
+            doc = json.loads(data.decode("utf-8"))
+            if not isinstance(doc, dict) or doc.get("key") != key:
+                raise ValueError(f"it holds no recording of {key}")
+            reply = doc.get("reply")
+            if not isinstance(reply, dict) or not isinstance(reply.get("text"), str):
+                raise ValueError("it has no reply text")
+        except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError included
+            conflict = (" (an unresolved git merge conflict?)"
+                        if _CONFLICT.search(data) else "")
             raise ReplayStoreError(
-                f"The replay store {self.path} cannot be opened in a folder it cannot write "
-                f"while {wal.name} holds recordings not yet merged into it; open it once where "
-                "it is writable (any read merges them), then commit the .sqlite file.",
-                path=self.path)
-        uri = f"{self.path.resolve().as_uri()}?mode=ro&immutable=1"
+                f"The recording {path} is not a valid recording{conflict}: {exc}. Fix it, or "
+                "delete the file and record that call again.", path=self.path) from None
+        return doc
+
+    def _scan(self) -> list[os.DirEntry[str]]:
         try:
-            conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
-            conn.execute("SELECT count(*) FROM recordings").fetchone()
-        except sqlite3.Error as exc:
-            raise ReplayStoreError(f"The replay store {self.path} cannot be read: {exc}.",
-                                   path=self.path) from None
-        logger.info("replay store %s opened read-only", self.path)
-        self._read_only = True
-        return conn
+            with os.scandir(self.path) as entries:
+                return list(entries)
+        except FileNotFoundError:
+            return []
+        except NotADirectoryError:
+            raise self._not_a_folder() from None
 
-    def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        with self._lock:
-            conn = self._connection(create=False)
-            if conn is None:
-                return []
-            return self._retry(lambda: conn.execute(sql, params).fetchall())
+    def _names(self) -> list[str]:
+        return [e.name for e in self._scan() if _FILE.fullmatch(e.name)]
 
-    def _transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        def attempt() -> T:
-            conn.execute("BEGIN IMMEDIATE")  # take the write lock now: the busy handler applies
-            try:
-                result = work(conn)
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    try:
-                        conn.execute("ROLLBACK")
-                    except sqlite3.Error:
-                        pass  # the original error says more
-                raise
-            return result
+    def _ensure_folder(self) -> None:
+        if self.path.is_file():
+            raise self._not_a_folder()
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            ignore = self.path / ".gitignore"
+            if not ignore.exists():
+                ignore.write_text(_GITIGNORE, encoding="utf-8")
+        except OSError as exc:
+            raise self._unwritable(exc) from exc
 
-        with self._lock:
-            conn = self._connection(create=True)
-            assert conn is not None
-            if self._read_only:
-                raise ReplayStoreError(
-                    f"The replay store {self.path} is read-only here (its folder cannot be "
-                    "written); to record, point GLEITZEIT_STORE at a writable file.",
-                    path=self.path)
-            return self._retry(attempt)
+    def _write(self, doc: dict[str, Any]) -> None:
+        target = self._file(doc["key"])
+        try:
+            old = self._load(doc["key"])
+        except ReplayStoreError:
+            old = None  # unreadable (a merge conflict): replaced by the new recording
+        if old is not None and _same_answer(old, doc):
+            return
+        data = (json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False, default=str)
+                + "\n").encode("utf-8")
+        tmp = self.path / f"{_TMP_PREFIX}{target.stem}.{secrets.token_hex(4)}{_TMP_SUFFIX}"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # umask applies
+        except OSError as exc:
+            raise self._unwritable(exc) from exc
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(data)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, target)
+        except BaseException as exc:
+            self._unlink(tmp)
+            if isinstance(exc, OSError):
+                raise self._unwritable(exc) from exc
+            raise
 
-    def _checkpoint(self, mode: str) -> None:
-        with self._lock:
-            if self._conn is None:
-                return
-            try:
-                self._conn.execute(f"PRAGMA wal_checkpoint({mode})")
-            except sqlite3.Error:
-                pass  # best effort: a later write or close checkpoints again
+    @staticmethod
+    def _unlink(path: Path) -> int:
+        try:
+            path.unlink()
+            return 1
+        except FileNotFoundError:
+            return 0
 
-    def _retry(self, fn: Callable[[], T]) -> T:
-        delay = 0.02
-        for attempt in range(RETRIES):
-            try:
-                return fn()
-            except sqlite3.OperationalError as exc:
-                text = str(exc).lower()
-                if ("locked" in text or "busy" in text) and attempt < RETRIES - 1:
-                    time.sleep(delay * (1 + random.random()))
-                    delay *= 2
-                    continue
-                raise self._error(exc) from exc
-            except sqlite3.DatabaseError as exc:
-                raise self._error(exc) from exc
-        raise AssertionError("unreachable")
+    def _not_a_folder(self) -> ReplayStoreError:
+        return ReplayStoreError(
+            f"The replay store {self.path} is a file, not a folder of recordings. If it is an "
+            "SQLite store of an older gleitzeit_nb, convert it: python -m gleitzeit_nb.replay "
+            f"migrate {self.path}", path=self.path)
 
-    def _error(self, exc: sqlite3.Error) -> ReplayStoreError:
-        text = str(exc)
-        if "locked" in text.lower() or "busy" in text.lower():
-            msg = (f"The replay store {self.path} stayed locked by another process for too long "
-                   f"({text}); try again, or point GLEITZEIT_STORE at another file.")
-        elif "not a database" in text.lower():
-            msg = (f"{self.path} is not a replay store (not an SQLite database); move it away or "
-                   "point GLEITZEIT_STORE at another file.")
-        else:
-            msg = f"The replay store {self.path} cannot be used: {text}."
-        return ReplayStoreError(msg, path=self.path)
+    def _unwritable(self, exc: OSError) -> ReplayStoreError:
+        return ReplayStoreError(
+            f"The replay store {self.path} cannot be written here ({exc.strerror or exc}); to "
+            "record, point GLEITZEIT_STORE at a writable folder.", path=self.path)
+
+
+def _document(key: str, rec: Recording, request: dict[str, Any] | None, now: str
+              ) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "key": key, "reply": {"text": rec.text, "thinking": rec.thinking or ""},
+        "stats": dict(rec.stats or {}), "model": rec.model or "", "created": rec.created or now,
+        "done_reason": rec.done_reason, "model_digest": rec.model_digest, "request": request}
+    return {k: v for k, v in doc.items() if v is not None}
+
+
+_ANSWER_FIELDS = ("reply", "model", "done_reason", "model_digest", "request")
+
+
+def _same_answer(old: dict[str, Any], new: dict[str, Any]) -> bool:
+    """The same answer to the same request (stats and creation time aside)."""
+    new = json.loads(json.dumps(new, default=str))  # as it would read back
+    return all(old.get(f) == new.get(f) for f in _ANSWER_FIELDS)
 
 
 def _check(key: Any, rec: Any, status: Any) -> None:
-    if not isinstance(key, str) or not key:
-        raise ValueError("a recording needs a non-empty string key (from call_key)")
+    _hex(key)
     if not isinstance(rec, Recording):
         raise TypeError(f"expected a Recording, not {type(rec).__name__}")
     if status != "done":
         raise ValueError(f"only finished replies are recorded; this one is {status!r}")
     if not isinstance(rec.text, str) or not rec.text.strip():
         raise ValueError("an empty reply is not recorded")
+
+
+def _hex(key: Any) -> str:
+    match = KEY_PATTERN.fullmatch(key) if isinstance(key, str) else None
+    if match is None:
+        raise ValueError(f"a replay key is 'sha256:' and 64 hex digits (from key_of), not {key!r}")
+    return match.group(1)
+
+
+def _is_tmp(name: str) -> bool:
+    return name.startswith(_TMP_PREFIX) and name.endswith(_TMP_SUFFIX)
+
+
+def _sync_folder(path: Path) -> None:
+    """Make the renames durable (best effort: some systems cannot fsync a folder)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _now() -> str:
