@@ -51,11 +51,21 @@ _LAZY = {
 __all__ = [*_LAZY, "load_ipython_extension", "__version__"]
 
 
-__getattr__ = lazy_getattr("gleitzeit_nb", _LAZY, globals())
+_lazy_getattr = lazy_getattr("gleitzeit_nb", _LAZY, globals())
+#: Subpackages reachable as attributes (``gleitzeit_nb.local.start()``), imported on first use.
+_SUBPACKAGES = ("local",)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SUBPACKAGES:
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
+    return _lazy_getattr(name)
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *_LAZY})
+    return sorted({*globals(), *_LAZY, *_SUBPACKAGES})
 
 
 def load_ipython_extension(ipython: Any) -> None:
