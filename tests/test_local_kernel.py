@@ -58,6 +58,15 @@ def test_no_server_error_names_llm_local_start(kernel):
     assert engine_of(kernel) is None  # a hint, nothing started
 
 
+def test_no_model_error_names_llm_local_start(kernel, sim):
+    ex = kernel.run(f"%llm --host {sim.url} -m llama9:70b Hi")
+    assert ex.error["ename"] == "ModelNotFoundError"
+    text = "\n".join(ex.error["traceback"])
+    assert "%llm_local start" in text and "ollama pull llama9:70b" in text
+    other = kernel.run(f"%llm --host {sim.url} -t 5 Hi")  # other errors: no hint
+    assert other.error["ename"] == "InvalidParamsError" and "%llm_local" not in str(other.msgs)
+
+
 def test_start_then_llm_equals_a_raw_request_then_stop(kernel):
     kernel.run("%config LLMMagics.api_key_env = 'NOT_SET_ANYWHERE'")
     ex = kernel.run("%llm_local start")
