@@ -2,7 +2,8 @@
 
 In a notebook: ``%load_ext gleitzeit_nb``, then ``%%llm`` / ``%vision``. From Python:
 ``gleitzeit_nb.chat(...)``. The provider core lives in ``gleitzeit_nb.core``, the Ollama
-provider in ``gleitzeit_nb.providers``, the offline simulator in ``gleitzeit_nb.testing``.
+provider in ``gleitzeit_nb.providers``, the offline simulator in ``gleitzeit_nb.testing``, a
+built-in llama.cpp engine in ``gleitzeit_nb.local``.
 Names below are imported on first use, so loading the extension stays fast.
 """
 
