@@ -38,6 +38,7 @@ def serve(config: dict) -> None:
     server = xllamacpp.Server(p)
     sys.stdout.write(f"LISTENING {server.listening_address}\n")
     sys.stdout.flush()
+    os.dup2(2, 1)  # anything printed later goes to the log, never into a pipe nobody reads
     parent = config["parent"]
     while os.getppid() == parent:
         time.sleep(POLL_SECONDS)
