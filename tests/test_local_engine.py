@@ -120,6 +120,13 @@ def test_a_missing_model_file_is_a_clear_error(installed, tmp_path):
     assert children() == before
 
 
+def test_a_start_timeout_stops_the_child(installed):
+    before = children()
+    with pytest.raises(EngineError, match="not ready within 0.01 s"):
+        local.start(slots=2, timeout=0.01)
+    assert children() == before and not [s for s in local.running() if s.slots == 2]
+
+
 @pytest.mark.parametrize("content, said", [
     (os.urandom(4096), "expected 'GGUF'"),  # not a GGUF at all
     (b"GGUF" + (3).to_bytes(4, "little") + os.urandom(4088), ""),  # a GGUF header, junk after

@@ -96,21 +96,23 @@ class LocalServer:
                                           stdout=subprocess.PIPE, stderr=log, close_fds=True)
         self.pid = self._proc.pid
         try:
-            self.base = self._wait_listening(time.monotonic() + timeout)
+            self.base = self._wait_listening(timeout)
         except BaseException:
             self.stop()
             raise
         self.url = self.base + "/v1"
 
     # -- starting ------------------------------------------------------------------------------
-    def _wait_listening(self, deadline: float) -> str:
+    def _wait_listening(self, timeout: float) -> str:
         """The child's address once it printed it and its model answers /health."""
         assert self._proc.stdout is not None
+        deadline = time.monotonic() + timeout
+        late = f"was not ready within {timeout:g} s (start(timeout=…) allows more)"
         line = b""
         while not line.endswith(b"\n"):
             left = deadline - time.monotonic()
             if left <= 0:
-                raise self._failure("did not start in time")
+                raise self._failure(late)
             if select.select([self._proc.stdout], [], [], min(left, 0.5))[0]:
                 chunk = os.read(self._proc.stdout.fileno(), 512)
                 if not chunk:  # EOF: the child died
@@ -134,7 +136,7 @@ class LocalServer:
                 if not self.alive:
                     raise self._failure(f"exited (code {self._proc.returncode}) while loading")
                 if time.monotonic() > deadline:
-                    raise self._failure("did not become ready in time")
+                    raise self._failure(late)
                 time.sleep(0.05)
 
     def _failure(self, what: str) -> EngineError:
