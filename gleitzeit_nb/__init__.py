@@ -2,7 +2,8 @@
 
 In a notebook: ``%load_ext gleitzeit_nb``, then ``%%llm`` / ``%vision``. From Python:
 ``gleitzeit_nb.chat(...)``. The provider core lives in ``gleitzeit_nb.core``, the Ollama
-provider in ``gleitzeit_nb.providers``, the offline simulator in ``gleitzeit_nb.testing``.
+provider in ``gleitzeit_nb.providers``, the offline simulator in ``gleitzeit_nb.testing``, a
+built-in llama.cpp engine in ``gleitzeit_nb.local``.
 Names below are imported on first use, so loading the extension stays fast.
 """
 
@@ -51,11 +52,21 @@ _LAZY = {
 __all__ = [*_LAZY, "load_ipython_extension", "__version__"]
 
 
-__getattr__ = lazy_getattr("gleitzeit_nb", _LAZY, globals())
+_lazy_getattr = lazy_getattr("gleitzeit_nb", _LAZY, globals())
+#: Subpackages reachable as attributes (``gleitzeit_nb.local.start()``), imported on first use.
+_SUBPACKAGES = ("local",)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SUBPACKAGES:
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
+    return _lazy_getattr(name)
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *_LAZY})
+    return sorted({*globals(), *_LAZY, *_SUBPACKAGES})
 
 
 def load_ipython_extension(ipython: Any) -> None:

