@@ -1,9 +1,11 @@
-"""Terminal demo: stream a chat, a vision answer and an embedding from Ollama or the simulator.
+"""Terminal demo: stream a chat, a vision answer and an embedding from a real model.
 
     python -m gleitzeit_nb.demo [--simulator] [--host URL]
 
-Without ``--simulator`` it uses the Ollama server at ``OLLAMA_HOST`` when one answers, and
-starts the bundled simulator otherwise, so it runs on any machine without a GPU.
+It uses the Ollama server at ``OLLAMA_HOST`` (or ``--host``, any server URL) when one answers,
+else the built-in llama.cpp engine with its small packaged model (``gleitzeit_nb.local``), so it
+gives real answers on any machine without a GPU. ``--simulator`` uses the bundled simulator
+(stand-in text) instead.
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ from .providers.servers import open_backend
 
 
 def _pick(infos: list[Any], capability: str, preferred: tuple[str, ...] = ()) -> str | None:
-    names = [i.name for i in infos if i.can(capability)]
+    """A model known to have ``capability``, else one whose capabilities are not published."""
+    names = [i.name for i in infos if i.can(capability)] or \
+        [i.name for i in infos if i.can(capability) is None]
     for p in preferred:
         if p in names:
             return p
@@ -52,11 +56,12 @@ async def _stream(provider: BackendProvider, method: str, params: dict[str, Any]
     out.write(f"\n  [{usage.output_tokens} tokens{rate}, {usage.finish_reason}]\n\n")
 
 
-async def run(host: str | None) -> int:
+async def run(host: str | None, *, vision: bool = True) -> int:
     async with open_backend(host, timeout=300) as provider:
         infos = await provider.list_models()
         chat_model = _pick(infos, "completion", ("llama3.2:latest",))
-        vision_model = _pick(infos, "vision", ("llava:latest", "gemma3:latest"))
+        vision_model = _pick(infos, "vision", ("llava:latest", "gemma3:latest")) if vision \
+            else None
         embed_model = _pick(infos, "embedding", ("nomic-embed-text:latest",))
         print(f"Server: {provider.base_url} — {len(infos)} models installed\n")
 
@@ -74,8 +79,11 @@ async def run(host: str | None) -> int:
             await _stream(provider, "vision", {
                 "model": vision_model, "images": [_demo_image()], "max_tokens": 120,
                 "messages": [{"role": "user", "content": "Describe this chart briefly."}]})
-        else:
+        elif vision:
             print("No vision model installed: try `ollama pull llava`.\n")
+        else:
+            print("(No vision: the built-in engine's small model reads no images; Ollama with a "
+                  "vision model, e.g. `ollama pull llava`, or --simulator shows it.)\n")
 
         if embed_model:
             print(f"## Embedding with {embed_model}")
@@ -97,24 +105,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", help="Ollama URL (default: OLLAMA_HOST or 127.0.0.1:11434)")
     args = parser.parse_args(argv)
 
-    sim = None
-    host = args.host
-    if args.simulator or not asyncio.run(_answers(host)):
-        from .testing import OllamaSimulator
-
-        sim = OllamaSimulator(token_delay=0.01).start()
-        host = sim.url
-        reason = "as asked" if args.simulator else "no Ollama server answered"
-        print(f"Using the bundled Ollama simulator at {sim.url} ({reason}).")
     started = time.perf_counter()
+    server: Any = None
+    host, vision = args.host, True
     try:
-        return asyncio.run(run(host))
+        if args.simulator:
+            from .testing import OllamaSimulator
+
+            server = OllamaSimulator(token_delay=0.01).start()
+            host = server.url
+            print(f"Using the bundled simulator at {host} (as asked): stand-in text, no model.")
+        elif not asyncio.run(_answers(host)):
+            from . import local
+
+            print(f"No server answered at {host or 'OLLAMA_HOST'}: starting the built-in llama.cpp "
+                  "engine with its small model (SmolLM2-135M: short, imperfect answers; a "
+                  "bigger model gives better ones) …")
+            server = local.start(slots=1)
+            host, vision = server.url, False
+            print(f"Engine ready at {host} in {time.perf_counter() - started:.1f} s.")
+        return asyncio.run(run(host, vision=vision))
     except LLMError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     finally:
-        if sim is not None:
-            sim.stop()
+        if server is not None:
+            server.stop()
         print(f"Done in {time.perf_counter() - started:.1f} s.")
 
 
