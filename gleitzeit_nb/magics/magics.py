@@ -152,6 +152,7 @@ class LLMMagics(Magics, Configurable):
             if not (args.name and args.url):
                 raise UsageError("Use %llm_host add NAME URL [--api …] [--key-env VAR].")
             SETTINGS.add_server(args.name, args.url, api=args.api, api_key_env=args.key_env)
+            return None  # (%llm_host lists them)
         elif args.action == "use":
             if args.name not in SETTINGS.servers:
                 raise UsageError(f"No server named {args.name!r}; add it with %llm_host add.")
