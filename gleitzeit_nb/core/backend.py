@@ -18,6 +18,7 @@ Requests and usage name no server's option or stats keys: ``max_tokens``, ``inpu
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -32,11 +33,49 @@ SAMPLING = ("temperature", "max_tokens", "top_k", "top_p", "repeat_penalty", "se
 
 @dataclass(slots=True)
 class ToolCall:
-    """A function call the model asked for (``arguments`` as decoded JSON when it parses)."""
+    """A function call the model asked for.
+
+    ``arguments`` is the decoded JSON when it parses; otherwise the raw text as sent, with
+    ``arguments_error`` saying why it did not parse. In a message's ``tool_calls`` a call may be
+    a ToolCall, a neutral dict (``name``, ``arguments``, ``id``) or either API's
+    ``{"id", "function": {"name", "arguments"}}``; :meth:`of` reads all three.
+    """
 
     name: str
     arguments: Any = None
     id: str | None = None
+    arguments_error: str | None = None
+
+    @classmethod
+    def parsed(cls, name: str, arguments: Any, id: str | None = None) -> "ToolCall":
+        """A call whose ``arguments`` may be JSON text (decoded here) or already an object."""
+        if not isinstance(arguments, str):
+            return cls(name=name, arguments=arguments, id=id)
+        if not arguments.strip():
+            return cls(name=name, arguments={}, id=id)
+        try:
+            return cls(name=name, arguments=json.loads(arguments), id=id)
+        except ValueError as exc:
+            return cls(name=name, arguments=arguments, id=id,
+                       arguments_error=f"not valid JSON: {exc}")
+
+    @classmethod
+    def of(cls, call: Any) -> "ToolCall":
+        """A ToolCall from any of the shapes a message's ``tool_calls`` may hold."""
+        if isinstance(call, ToolCall):
+            return call
+        if not isinstance(call, dict):
+            raise TypeError(f"a tool call must be a dict or ToolCall, not {type(call).__name__}")
+        function = call.get("function")
+        source = function if isinstance(function, dict) else call
+        return cls.parsed(str(source.get("name") or ""), source.get("arguments"), call.get("id"))
+
+    def as_dict(self) -> dict[str, Any]:
+        """The neutral dict (``name``, ``arguments``, and ``id`` when there is one)."""
+        out: dict[str, Any] = {"name": self.name, "arguments": self.arguments}
+        if self.id is not None:
+            out["id"] = self.id
+        return out
 
 
 @dataclass(slots=True)
@@ -75,7 +114,11 @@ class ChatRequest:
     """One chat turn to send: the whole conversation plus settings.
 
     ``messages`` are dicts with ``role`` and ``content``; a message's ``images`` are base64
-    strings of encoded images (PNG or JPEG), attached to that message.
+    strings of encoded images (PNG or JPEG), attached to that message. An assistant message may
+    carry ``tool_calls`` (see :class:`ToolCall`); a ``tool`` message carries one result as
+    ``content`` with ``tool_name`` and ``tool_call_id``. ``tools`` are the schemas of the
+    functions the model may call (``{"type": "function", "function": {...}}``, as
+    :meth:`~gleitzeit_nb.core.tools.Tool.to_schema` gives them).
     """
 
     model: str
@@ -89,6 +132,7 @@ class ChatRequest:
     stop: list[str] | None = None
     format: str | dict[str, Any] | None = None  # "json" or a JSON schema
     think: bool | str | None = None
+    tools: list[dict[str, Any]] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def sampling(self) -> dict[str, Any]:

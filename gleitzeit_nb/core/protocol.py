@@ -27,6 +27,9 @@ _GENERATION_PARAMS: dict[str, dict[str, Any]] = {
     "system": {"type": "string", "description": "Prepended as a system message"},
     "options": {"type": "object", "description": "Raw server options, merged under the named ones"},
     "file_path": {"type": "path", "description": "Text file injected into the last user message"},
+    "tools": {"type": "array",
+              "description": 'Functions the model may call: {"type": "function", "function": '
+                             '{name, description, parameters}} schemas, Tools or functions'},
 }
 
 LLM_PROTOCOL_V1: dict[str, Any] = {
@@ -128,6 +131,8 @@ def validate_params(spec: dict[str, Any], method: str, params: dict[str, Any]) -
             _check_value(name, pname, value, declared[pname])
     if "messages" in params:
         _check_messages(params["messages"])
+    if params.get("tools") is not None:
+        _check_tools(params["tools"])
     return name
 
 
@@ -193,7 +198,36 @@ def _check_messages(messages: Any) -> None:
                 f"messages[{i}] needs 'content' as a string, got {type(msg.get('content')).__name__}.",
                 param="messages",
             )
+        calls = msg.get("tool_calls")
+        if calls is not None and not isinstance(calls, (list, tuple)):
+            raise InvalidParamsError(
+                f"messages[{i}]['tool_calls'] must be a list of calls, got "
+                f"{type(calls).__name__}.", param="messages")
+        for key in ("tool_name", "tool_call_id"):
+            if msg.get(key) is not None and not isinstance(msg[key], str):
+                raise InvalidParamsError(f"messages[{i}][{key!r}] must be a string.",
+                                         param="messages")
         if "images" in msg and not isinstance(msg["images"], (list, tuple)):
             raise InvalidParamsError(
                 f"messages[{i}]['images'] must be a list of images, got "
                 f"{type(msg['images']).__name__}.", param="messages")
+
+
+def _check_tools(tools: Any) -> None:
+    """Each tool: a schema dict with a function name, or something with ``to_schema`` (a Tool),
+    or a plain callable (made into a Tool later)."""
+    for i, tool in enumerate(tools):
+        if callable(getattr(tool, "to_schema", None)) or (
+                callable(tool) and not isinstance(tool, dict)):
+            continue
+        function = tool.get("function") if isinstance(tool, dict) else None
+        if not (isinstance(tool, dict) and tool.get("type", "function") == "function"
+                and isinstance(function, dict) and isinstance(function.get("name"), str)
+                and function["name"]):
+            raise InvalidParamsError(
+                f"tools[{i}] must be a function, a Tool or a schema "
+                '{"type": "function", "function": {"name": ..., "parameters": {...}}}, '
+                f"got {tool!r:.60}.", param="tools")
+        if not isinstance(function.get("parameters", {}), dict):
+            raise InvalidParamsError(f"tools[{i}] ('{function['name']}'): 'parameters' must be "
+                                     "a JSON schema object.", param="tools")

@@ -25,7 +25,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
 @dataclass(slots=True)
 class StreamChunk:
-    """One piece of a reply: text and thinking deltas, tool calls; the last has ``done``."""
+    """One piece of a reply: text and thinking deltas, the tool calls that arrived complete in
+    it (all of them on the last chunk of an OpenAI-compatible stream, where they are assembled
+    from fragments; ``ReplyStream.tool_calls`` has every call); the last chunk has ``done``."""
 
     content: str = ""
     thinking: str = ""

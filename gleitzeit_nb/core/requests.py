@@ -16,6 +16,7 @@ from .backend import SAMPLING, ChatRequest, EmbedRequest, EmbedResult
 from .errors import InvalidParamsError
 from .images import encode_image
 from .reply_stream import ReplyStream
+from .tools import tool_schemas
 
 #: ``llm/v1`` parameters one API knows; they travel in ``ChatRequest.extra``.
 EXTRA_PARAMS = ("num_ctx", "keep_alive", "options")
@@ -44,7 +45,8 @@ def chat_request(method: str, params: dict[str, Any]) -> ChatRequest:
         sampling["stop"] = [sampling["stop"]]
     extra = {k: params[k] for k in EXTRA_PARAMS if params.get(k) is not None}
     return ChatRequest(model=params["model"], messages=messages, format=params.get("format"),
-                       think=params.get("think"), extra=extra, **sampling)
+                       think=params.get("think"), tools=tool_schemas(params.get("tools")),
+                       extra=extra, **sampling)
 
 
 def embed_request(params: dict[str, Any]) -> EmbedRequest:

@@ -13,10 +13,13 @@ In the key (``None`` values are dropped everywhere):
 * ``model`` — the model name as the backend spells it canonically (Ollama: ``:latest`` made
   explicit);
 * ``messages`` — the full chain (system message and file text included, as sent), each message
-  reduced to ``role``, ``content``, ``thinking``, ``images``, ``tool_calls``, ``tool_name``;
-  each image replaced by the hex SHA-256 of its decoded bytes;
+  reduced to ``role``, ``content``, ``thinking``, ``images``, ``tool_calls``, ``tool_name``,
+  ``tool_call_id``; each image replaced by the hex SHA-256 of its decoded bytes, each tool call
+  written as ``{name, arguments, id}`` whatever shape it came in;
 * ``sampling`` — temperature, max_tokens, top_k, top_p, repeat_penalty, seed, stop;
 * ``format`` (``"json"`` or a JSON-schema dict), ``think``;
+* ``tools`` — the schemas of the functions the model may call, so a changed signature or
+  docstring misses (absent when there are none, so keys without tools are unchanged);
 * ``extra`` — options only one API knows (``num_ctx``, a raw ``options`` dict), so an unknown
   one causes a miss, never a wrong hit.
 
@@ -37,13 +40,14 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from ..core.backend import ChatRequest
+from ..core.backend import ChatRequest, ToolCall
 
 __all__ = ["chat_request_key", "embed_request_key", "key_of", "image_sha256", "KEY_VERSION"]
 
 KEY_VERSION = 2
 
-_MESSAGE_FIELDS = ("role", "content", "thinking", "images", "tool_calls", "tool_name")
+_MESSAGE_FIELDS = ("role", "content", "thinking", "images", "tool_calls", "tool_name",
+                   "tool_call_id")
 _FLOAT_OPTIONS = frozenset({"temperature", "top_p", "min_p", "typical_p", "repeat_penalty",
                             "presence_penalty", "frequency_penalty"})
 _INT_OPTIONS = frozenset({"seed", "num_ctx", "max_tokens", "top_k"})
@@ -67,6 +71,8 @@ def chat_request_key(api: str, request: ChatRequest) -> dict[str, Any]:
         canonical["format"] = fmt
     if request.think is not None:
         canonical["think"] = request.think
+    if request.tools:
+        canonical["tools"] = list(request.tools)
     extra = {k: v for k, v in request.extra.items() if k not in _UNKEYED and v is not None}
     if isinstance(extra.get("options"), Mapping):
         extra["options"] = _numbers(extra["options"])
@@ -119,7 +125,11 @@ def _message(msg: Mapping[str, Any]) -> dict[str, Any]:
         value = msg.get(field)
         if value is None or (field in ("images", "thinking", "tool_calls") and not value):
             continue
-        out[field] = [image_sha256(i) for i in value] if field == "images" else value
+        if field == "images":
+            value = [image_sha256(i) for i in value]
+        elif field == "tool_calls":
+            value = [ToolCall.of(c).as_dict() for c in value]
+        out[field] = value
     return out
 
 

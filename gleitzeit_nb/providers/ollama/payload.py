@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...core.backend import ChatRequest, EmbedRequest
+from ...core.backend import ChatRequest, EmbedRequest, ToolCall
 
 #: Neutral sampling names -> Ollama's ``options`` keys (the only place that maps them).
 OLLAMA_OPTIONS = {
@@ -31,8 +31,11 @@ def build_options(request: ChatRequest) -> dict[str, Any]:
 
 def build_chat_body(request: ChatRequest, *, stream: bool = True) -> dict[str, Any]:
     """The ``/api/chat`` body (messages keep Ollama's own shape: ``images`` as base64)."""
-    body: dict[str, Any] = {"model": request.model, "messages": request.messages,
+    body: dict[str, Any] = {"model": request.model,
+                            "messages": [to_message(m) for m in request.messages],
                             "stream": stream}
+    if request.tools:
+        body["tools"] = request.tools
     options = build_options(request)
     if options:
         body["options"] = options
@@ -43,6 +46,25 @@ def build_chat_body(request: ChatRequest, *, stream: bool = True) -> dict[str, A
     if request.extra.get("keep_alive") is not None:
         body["keep_alive"] = request.extra["keep_alive"]
     return body
+
+
+def to_message(message: dict[str, Any]) -> dict[str, Any]:
+    """A seam message as Ollama takes it: an assistant's calls as ``{"function": {"name",
+    "arguments": {...}}}``; a tool result names its tool (``tool_name``, Ollama 0.9+) and drops
+    ``tool_call_id``, which Ollama has no field for. Other messages go as they are."""
+    calls = message.get("tool_calls")
+    if not calls and "tool_call_id" not in message:
+        return message
+    out = {k: v for k, v in message.items() if k != "tool_call_id"}
+    if calls:
+        out["tool_calls"] = [_call(ToolCall.of(c)) for c in calls]
+    return out
+
+
+def _call(call: ToolCall) -> dict[str, Any]:
+    # Ollama takes arguments as an object only; text that never parsed goes as an empty one
+    arguments = call.arguments if isinstance(call.arguments, dict) else {}
+    return {"function": {"name": call.name, "arguments": arguments}}
 
 
 def build_embed_body(request: EmbedRequest) -> dict[str, Any]:

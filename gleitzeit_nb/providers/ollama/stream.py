@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from ...core.backend import Usage
+from ...core.backend import ToolCall, Usage
 from ...core.errors import ProviderTimeoutError, StreamError
 from ...core.reply_stream import ReplyStream, StreamChunk
 from .transport import OllamaTransport
@@ -94,16 +94,20 @@ class ChatStream(ReplyStream):
                         parts.append(content)
                     if thinking:
                         thinking_parts.append(thinking)
+                    calls = _tool_calls(message.get("tool_calls")) if "tool_calls" in message \
+                        else None
+                    if calls:
+                        self.tool_calls.extend(calls)
                     self.chunks += 1
                     if obj.get("done"):
                         self.done = True
                         self.usage = usage_of(obj, self.usage.server)
                         self._log_end()
-                        yield StreamChunk(content, thinking, True, self.usage)
+                        yield StreamChunk(content, thinking, True, self.usage, calls)
                         async for _ in reads:  # the body's end: lets the connection be reused
                             pass
                         return
-                    yield StreamChunk(content, thinking)
+                    yield StreamChunk(content, thinking, tool_calls=calls)
             if pending.strip():
                 raise self._error(f"sent an incomplete last line: {pending[:80]!r}")
             raise self._error("closed the stream before the reply was complete")
@@ -133,6 +137,14 @@ class ChatStream(ReplyStream):
             logger.debug("chat %s done: %s tokens in %.3fs (%s)", self.model,
                          self.usage.output_tokens, time.perf_counter() - self.started_at,
                          self.usage.finish_reason)
+
+
+def _tool_calls(raw: Any) -> list[ToolCall] | None:
+    """``message.tool_calls``: ``[{"id"?, "function": {"index"?, "name", "arguments": {...}}}]``
+    (whole calls; arguments arrive as an object, as text on a few builds)."""
+    if not isinstance(raw, list):
+        return None
+    return [ToolCall.of(c) for c in raw if isinstance(c, dict)] or None
 
 
 def _loads_or_none(line: str) -> Any:

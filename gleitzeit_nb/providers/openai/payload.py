@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import logging
 from typing import Any
 
-from ...core.backend import ChatRequest, EmbedRequest
+from ...core.backend import ChatRequest, EmbedRequest, ToolCall
 from ...core.errors import InvalidParamsError
 
 logger = logging.getLogger("gleitzeit_nb.providers.openai")
@@ -42,6 +43,8 @@ def build_chat_body(request: ChatRequest) -> dict[str, Any]:
                 stream=True, stream_options={"include_usage": True})
     for key, value in request.sampling().items():
         body[OPENAI_SAMPLING[key]] = value
+    if request.tools:
+        body["tools"] = request.tools
     if request.format is not None:
         body["response_format"] = response_format(request.format)
     effort = reasoning_effort(request.think)
@@ -67,12 +70,28 @@ def build_embed_body(request: EmbedRequest) -> dict[str, Any]:
 def to_message(message: dict[str, Any]) -> dict[str, Any]:
     """A seam message as an OpenAI message; ``images`` become ``image_url`` content parts."""
     out = {k: message[k] for k in MESSAGE_KEYS if k in message}
+    if message.get("tool_calls"):
+        out["tool_calls"] = [_call(ToolCall.of(c)) for c in message["tool_calls"]]
+    elif "tool_calls" in out:
+        del out["tool_calls"]  # an empty list: some servers reject it
     images = message.get("images")
     if images:
         text = message.get("content") or ""
         parts: list[dict[str, Any]] = [{"type": "text", "text": text}] if text else []
         out["content"] = parts + [{"type": "image_url", "image_url": {"url": image_url(i)}}
                                   for i in images]
+    return out
+
+
+def _call(call: ToolCall) -> dict[str, Any]:
+    """A call as this API sends it back: ``arguments`` as JSON text (raw text that never
+    parsed goes as it came). The caller gives each call an ``id`` the ``tool`` message names."""
+    arguments = call.arguments if isinstance(call.arguments, str) else json.dumps(
+        {} if call.arguments is None else call.arguments, ensure_ascii=False)
+    out: dict[str, Any] = {"id": call.id, "type": "function",
+                           "function": {"name": call.name, "arguments": arguments}}
+    if call.id is None:
+        del out["id"]
     return out
 
 

@@ -220,9 +220,5 @@ class CompletionStream(ReplyStream):
 def _tool_call(call_id: str | None, name: str, fragments: list[Any]) -> ToolCall:
     if len(fragments) == 1 and not isinstance(fragments[0], str):  # already an object
         return ToolCall(name=name, arguments=fragments[0], id=call_id)
-    raw = "".join(str(f) for f in fragments)
-    try:
-        arguments: Any = json.loads(raw) if raw.strip() else None
-    except ValueError:
-        arguments = raw  # kept as sent, for the caller to see
-    return ToolCall(name=name, arguments=arguments, id=call_id)
+    # decoded JSON; text that does not parse stays as sent, with arguments_error set
+    return ToolCall.parsed(name, "".join(str(f) for f in fragments), call_id)
