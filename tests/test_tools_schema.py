@@ -245,3 +245,207 @@ def test_unresolvable_hint_names_the_parameter():
         return ""
 
     assert tool_from_function(fine).parameters["properties"]["n"]["type"] == "integer"
+
+
+# -- the seam: request bodies --------------------------------------------------------------------
+import asyncio  # noqa: E402
+import json  # noqa: E402
+
+from gleitzeit_nb.core.backend import ChatRequest, ToolCall  # noqa: E402
+from gleitzeit_nb.core.protocol import LLM_PROTOCOL_V1, validate_params  # noqa: E402
+from gleitzeit_nb.core.requests import chat_request  # noqa: E402
+from gleitzeit_nb.providers.ollama import payload as ollama_payload  # noqa: E402
+from gleitzeit_nb.providers.openai import payload as openai_payload  # noqa: E402
+from gleitzeit_nb.replay.keys import chat_request_key, key_of  # noqa: E402
+
+from .openai_fake import USAGE, FakeServer, delta, sse  # noqa: E402
+
+WEATHER = tool_from_function(google).to_schema()
+#: A two-round conversation in the seam's neutral shapes: the call as a ToolCall, then its result.
+CONVERSATION = [
+    {"role": "user", "content": "Weather in Paris?"},
+    {"role": "assistant", "content": "",
+     "tool_calls": [ToolCall(name="google", arguments={"city": "Paris"}, id="call_1")]},
+    {"role": "tool", "content": "Sunny", "tool_name": "google", "tool_call_id": "call_1"},
+]
+
+
+def tools_params(**more):
+    params = {"model": "m", "messages": CONVERSATION, "tools": [google], **more}
+    validate_params(LLM_PROTOCOL_V1, "chat", params)
+    return chat_request("chat", params)
+
+
+def test_ollama_body_carries_tools_calls_and_results():
+    body = ollama_payload.build_chat_body(tools_params(temperature=0))
+    assert body == {
+        "model": "m",
+        "messages": [
+            {"role": "user", "content": "Weather in Paris?"},
+            {"role": "assistant", "content": "",
+             "tool_calls": [{"function": {"name": "google", "arguments": {"city": "Paris"}}}]},
+            {"role": "tool", "content": "Sunny", "tool_name": "google"},
+        ],
+        "stream": True,
+        "options": {"temperature": 0},
+        "tools": [WEATHER],
+    }
+    json.dumps(body)  # sendable as is
+
+
+def test_openai_body_carries_tools_calls_and_results():
+    body = openai_payload.build_chat_body(tools_params())
+    assert body == {
+        "model": "m",
+        "messages": [
+            {"role": "user", "content": "Weather in Paris?"},
+            {"role": "assistant", "content": "",
+             "tool_calls": [{"id": "call_1", "type": "function",
+                             "function": {"name": "google", "arguments": '{"city": "Paris"}'}}]},
+            {"role": "tool", "content": "Sunny", "tool_call_id": "call_1"},
+        ],
+        "stream": True,
+        "stream_options": {"include_usage": True},
+        "tools": [WEATHER],
+    }
+
+
+def test_calls_in_either_api_shape_and_raw_arguments():
+    ollama_shape = {"function": {"name": "f", "arguments": {"a": 1}}}
+    openai_shape = {"id": "c9", "type": "function",
+                    "function": {"name": "f", "arguments": '{"a": 1}'}}
+    assert ToolCall.of(ollama_shape) == ToolCall("f", {"a": 1})
+    assert ToolCall.of(openai_shape) == ToolCall("f", {"a": 1}, "c9")
+    bad = ToolCall.of({"name": "f", "arguments": '{"a": '})
+    assert bad.arguments == '{"a": ' and bad.arguments_error.startswith("not valid JSON")
+    msg = {"role": "assistant", "content": "", "tool_calls": [bad]}
+    assert openai_payload.to_message(msg)["tool_calls"][0]["function"]["arguments"] == '{"a": '
+    assert ollama_payload.to_message(msg)["tool_calls"] == [{"function": {"name": "f",
+                                                                          "arguments": {}}}]
+    plain = {"role": "user", "content": "hi"}
+    assert ollama_payload.to_message(plain) is plain  # untouched, not copied
+    assert openai_payload.to_message({"role": "assistant", "content": "x", "tool_calls": []}) \
+        == {"role": "assistant", "content": "x"}
+
+
+@pytest.mark.parametrize("tools, message", [
+    ("google", "Parameter 'tools' of chat must be array"),
+    ([{"type": "function"}], r"tools\[0\] must be a function, a Tool or a schema"),
+    ([{"type": "function", "function": {"name": "f", "parameters": []}}], "'parameters' must be"),
+])
+def test_protocol_checks_tools(tools, message):
+    with pytest.raises(InvalidParamsError, match=message):
+        validate_params(LLM_PROTOCOL_V1, "chat", {"model": "m", "messages": CONVERSATION,
+                                                  "tools": tools})
+
+
+def test_protocol_checks_tool_message_fields():
+    for msg, message in [({"role": "assistant", "content": "", "tool_calls": "f()"},
+                          r"\['tool_calls'\] must be a list"),
+                         ({"role": "tool", "content": "1", "tool_call_id": 7},
+                          r"\['tool_call_id'\] must be a string")]:
+        with pytest.raises(InvalidParamsError, match=message):
+            validate_params(LLM_PROTOCOL_V1, "chat", {"model": "m", "messages": [msg]})
+
+
+def test_replay_key_covers_tools_and_tool_messages():
+    base = tools_params()
+    key = key_of(chat_request_key("ollama", base))
+    assert chat_request_key("ollama", base)["tools"] == [WEATHER]
+
+    def changed(**kw):
+        return key_of(chat_request_key("ollama", ChatRequest(**{**base.__dict__, **kw})))
+
+    def other(city: str, days: int = 4) -> str:  # same name, another default
+        """Weather forecast for a city."""
+        return city
+
+    assert changed(tools=[tool_from_function(other, name="google").to_schema()]) != key
+    assert changed(tools=None) != key
+    renamed = [*CONVERSATION[:2], {**CONVERSATION[2], "tool_call_id": "call_2"}]
+    assert changed(messages=renamed) != key
+    as_dicts = [CONVERSATION[0], {**CONVERSATION[1], "tool_calls": [
+        {"id": "call_1", "type": "function",
+         "function": {"name": "google", "arguments": '{"city": "Paris"}'}}]}, CONVERSATION[2]]
+    assert changed(messages=as_dicts) == key  # the same call in the API's shape keys alike
+    no_tools = ChatRequest(model="m", messages=[CONVERSATION[0]])
+    assert "tools" not in chat_request_key("ollama", no_tools)  # old keys unchanged
+
+
+# -- the seam: streams ---------------------------------------------------------------------------
+@pytest.fixture
+async def ollama_tool_server():
+    """An Ollama stand-in: one NDJSON reply with a tool call line, then done with "stop"."""
+    lines = [
+        {"model": "m", "message": {"role": "assistant", "content": "Let me look."}, "done": False},
+        {"model": "m", "message": {"role": "assistant", "content": "", "tool_calls": [
+            {"function": {"index": 0, "name": "google", "arguments": {"city": "Paris"}}},
+            {"id": "call_b", "function": {"index": 1, "name": "google",
+                                          "arguments": {"city": "Rome", "days": 2}}}]},
+         "done": False},
+        {"model": "m", "message": {"role": "assistant", "content": ""}, "done": True,
+         "done_reason": "stop", "eval_count": 12, "prompt_eval_count": 30},
+    ]
+    bodies = []
+
+    async def handle(reader, writer):
+        head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
+        length = int(next(h.split(":")[1] for h in head.split("\r\n")
+                          if h.lower().startswith("content-length")))
+        bodies.append(json.loads(await reader.readexactly(length)))
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\n"
+                     b"Connection: close\r\n\r\n")
+        for line in lines:
+            writer.write(json.dumps(line).encode() + b"\n")
+            await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}", bodies
+    server.close()
+
+
+async def test_ollama_stream_reads_tool_calls(ollama_tool_server):
+    from gleitzeit_nb.providers import OllamaProvider
+
+    url, bodies = ollama_tool_server
+    async with OllamaProvider(base_url=url) as provider:
+        stream = await provider.stream_chat(tools_params())
+        chunks = [c async for c in stream]
+    calls = [ToolCall("google", {"city": "Paris"}), ToolCall("google", {"city": "Rome", "days": 2},
+                                                             "call_b")]
+    assert stream.tool_calls == calls and stream.text == "Let me look."
+    assert [c.tool_calls for c in chunks] == [None, calls, None]  # on the chunk they came in
+    assert chunks[-1].done and stream.usage.finish_reason == "stop"
+    assert bodies[0]["tools"] == [WEATHER]
+
+
+async def test_openai_stream_assembles_split_arguments():
+    from gleitzeit_nb.providers import OpenAICompatibleProvider
+
+    async with FakeServer() as fake, OpenAICompatibleProvider(base_url=fake.url,
+                                                              timeout=5) as provider:
+        fake.script.append(sse(  # after the provider's health check
+            delta("", role="assistant"),
+            delta(tool_calls=[{"index": 0, "id": "call_a", "type": "function",
+                               "function": {"name": "google", "arguments": ""}}]),
+            delta(tool_calls=[{"index": 1, "id": "call_b", "type": "function",
+                               "function": {"name": "google", "arguments": '{"ci'}}]),
+            delta(tool_calls=[{"index": 0, "function": {"arguments": '{"city": "Pa'}}]),
+            delta(tool_calls=[{"index": 1, "function": {"arguments": 'ty": "Rome", '}}]),
+            delta(tool_calls=[{"index": 0, "function": {"arguments": 'ris"}'}}]),
+            delta(tool_calls=[{"index": 1, "function": {"arguments": '"days": 2'}}]),  # no }
+            delta(finish="tool_calls"), USAGE))
+        stream = await provider.stream_chat(tools_params())
+        chunks = [c async for c in stream]
+    first, second = stream.tool_calls
+    assert first == ToolCall("google", {"city": "Paris"}, "call_a")
+    assert (second.name, second.id, second.arguments) == (
+        "google", "call_b", '{"city": "Rome", "days": 2')
+    assert second.arguments_error and "not valid JSON" in second.arguments_error
+    assert chunks[-1].done and chunks[-1].tool_calls == stream.tool_calls
+    assert stream.usage.finish_reason == "tool_calls" and stream.text == ""
+    sent = fake.requests[-1]["json"]
+    assert sent["tools"] == [WEATHER] and sent["messages"][2]["tool_call_id"] == "call_1"
+    with pytest.raises(InvalidParamsError, match="the arguments are not a JSON object"):
+        tool_from_function(google).validate(second.arguments)
