@@ -19,6 +19,7 @@ from .errors import (
 from .protocol import LLM_PROTOCOL_V1, validate_params
 from .provider import BackendProvider, ProtocolProvider
 from .registry import ProtocolProviderRegistry, RegistryError
+from .tools import Tool, tool_from_function
 
 __all__ = [
     "ChatRequest", "EmbedRequest", "EmbedResult", "ModelInfo", "ReplyStream",
@@ -26,5 +27,5 @@ __all__ = [
     "LLM_PROTOCOL_V1", "validate_params", "ProtocolProvider", "ProtocolProviderRegistry",
     "RegistryError", "Task", "TaskStatus", "TaskResult", "ExecutionEngine", "LLMError",
     "InvalidParamsError", "ImageError", "ProviderUnavailableError", "ModelNotFoundError",
-    "ProviderTimeoutError", "ProviderResponseError", "StreamError",
+    "ProviderTimeoutError", "ProviderResponseError", "StreamError", "Tool", "tool_from_function",
 ]
