@@ -10,6 +10,9 @@ OpenAI API under ``/v1``) for tests, CI, benchmarks and machines without a GPU.
     with OllamaSimulator(api_key="sk-test") as sim:
         openai.OpenAI(base_url=sim.url + "/v1", api_key="sk-test").chat.completions.create(...)
 
+    sim.script_tools([{"name": "get_rows", "arguments": {"n": 3}}])  # with ``tools``:
+    # the model calls get_rows, then answers "Based on get_rows: <the result>"
+
 Run standalone with ``python -m gleitzeit_nb.testing --port 11434``.
 """
 
@@ -18,6 +21,7 @@ from .models import DEFAULT_MODELS, ModelSpec
 from .records import Disconnect, RecordedRequest
 from .replies import DEFAULT_REPLY_TOKENS
 from .server import OllamaSimulator
+from .tools import ToolScript
 
 __all__ = [
     "DEFAULT_MODELS",
@@ -28,4 +32,5 @@ __all__ = [
     "ModelSpec",
     "OllamaSimulator",
     "RecordedRequest",
+    "ToolScript",
 ]

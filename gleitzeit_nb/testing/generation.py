@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Callable, Protocol
 from .faults import TERMINAL_KINDS, Fault
 from .images import ImageError, ImageInfo, inspect_image
 from .models import ModelSpec
-from .replies import ReplyPlan, plan_reply
+from .replies import ReplyPlan, ScriptedReply, plan_reply
 from .wire import ClientGone, ServerStopping
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -46,6 +46,8 @@ class GenRequest:
     keep_alive: float | None
     images: list[ImageInfo] = field(default_factory=list)
     is_load: bool = False
+    tools: list[Any] = field(default_factory=list)
+    tool_reply: ScriptedReply | None = None
 
 
 def inspect_images(req: GenRequest) -> None:
@@ -72,8 +74,8 @@ class Framing(Protocol):
     def delta(self, kind: str, text: str) -> bytes:
         """A "content" or "thinking" delta."""
 
-    def tool_calls(self, calls: list[dict[str, Any]]) -> bytes:
-        """The reply's tool calls."""
+    def tool_calls(self, calls: list[dict[str, Any]]) -> list[bytes]:
+        """The reply's tool calls, as one or more stream events."""
 
     def final(self, plan: ReplyPlan) -> bytes:
         """Everything after the last delta (stats, finish reason, terminator)."""
@@ -123,7 +125,7 @@ def stream_reply(h: SimHandler, req: GenRequest, plan: ReplyPlan, framing: Frami
     events: list[tuple[str, Any]] = [("thinking", t) for t in plan.thinking]
     events += [("content", t) for t in plan.content]
     if plan.tool_calls and req.kind == "chat":
-        events.append(("tools", plan.tool_calls))
+        events += [("raw", line) for line in framing.tool_calls(plan.tool_calls)]
     body_count = len(events)
     events.append(("final", None))
     delay = _token_delay(h, faults)
@@ -163,8 +165,8 @@ def stream_reply(h: SimHandler, req: GenRequest, plan: ReplyPlan, framing: Frami
         if kind == "final":
             finish()
             line = framing.final(plan)
-        elif kind == "tools":
-            line = framing.tool_calls(payload)
+        elif kind == "raw":
+            line = payload
         else:
             line = framing.delta(kind, payload)
         if throttled:
@@ -223,7 +225,7 @@ def generate(h: SimHandler, req: GenRequest, framing: Framing, faults: dict[str,
         plan = plan_reply(model=req.spec.name, messages=req.messages, options=req.options,
                           think=req.think, fmt=req.fmt,
                           image_descriptions=[i.describe() for i in req.images],
-                          scripted=sim.take_script())
+                          scripted=sim.take_script() or req.tool_reply)
         send = stream_reply if req.stream else single_reply
         send(h, req, plan, framing, faults, finish)
     finally:

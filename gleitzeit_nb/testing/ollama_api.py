@@ -13,6 +13,7 @@ from .faults import Fault
 from .generation import GenRequest, RequestError, generate, inspect_images
 from .replies import ReplyPlan, prompt_token_count
 from .scheduling import parse_keep_alive
+from .tools import TOOL_FIELDS, ToolScriptError, tool_turn, unsupported_tools
 
 if TYPE_CHECKING:  # pragma: no cover
     from .handler import SimHandler
@@ -81,7 +82,8 @@ def _chat_messages(body: dict[str, Any]) -> list[dict[str, Any]]:
             raise RequestError(400, "json: cannot unmarshal into Go struct field "
                                     "Message.messages.content of type string")
         out.append({"role": str(msg.get("role") or "user"), "content": content,
-                    "images": msg.get("images") or []})
+                    "images": msg.get("images") or [],
+                    **{k: msg[k] for k in TOOL_FIELDS if msg.get(k)}})
     return out
 
 
@@ -98,8 +100,13 @@ def validate(sim: Any, kind: str, body: dict[str, Any]) -> GenRequest:
     think = _parse_think(body.get("think"))
     if think and not spec.has("thinking"):
         raise RequestError(400, f'"{name}" does not support thinking')
-    if body.get("tools") and not spec.has("tools"):
-        raise RequestError(400, f'"{name}" does not support tools')
+    tools = body.get("tools") or []
+    if not isinstance(tools, list):
+        raise RequestError(400, "json: cannot unmarshal into Go struct field "
+                                "ChatRequest.tools of type api.Tools")
+    refusal = unsupported_tools(spec, name, tools) if kind == "chat" else None
+    if refusal:
+        raise RequestError(400, refusal)
     options = body.get("options") or {}
     if not isinstance(options, dict):
         raise RequestError(400, "json: cannot unmarshal options into map[string]interface {}")
@@ -114,7 +121,8 @@ def validate(sim: Any, kind: str, body: dict[str, Any]) -> GenRequest:
     messages = _messages(kind, body)
     req = GenRequest(kind, name, spec, messages, options, think, fmt,
                      True if stream is None else bool(stream), keep_alive,
-                     is_load=not messages or (kind == "generate" and messages[-1]["role"] != "user"))
+                     is_load=not messages or (kind == "generate" and messages[-1]["role"] != "user"),
+                     tools=tools if kind == "chat" else [])
     if any(m["images"] for m in messages):
         if not spec.has("vision"):
             raise RequestError(400, "model does not support images: "
@@ -164,12 +172,12 @@ class LineMaker:
             body = f'"response":{d}' if kind == "content" else f'"response":"","thinking":{d}'
         return f'{self._head()}{body},"done":false}}\n'.encode()
 
-    def tool_calls(self, calls: list[dict[str, Any]]) -> bytes:
-        """A chat chunk carrying ``message.tool_calls``."""
+    def tool_calls(self, calls: list[dict[str, Any]]) -> list[bytes]:
+        """One chat chunk carrying every ``message.tool_calls`` (as Ollama sends them)."""
         obj = {"model": self.req.name, "created_at": created_at(),
                "message": {"role": "assistant", "content": "", "tool_calls": calls},
                "done": False}
-        return _line(obj)
+        return [_line(obj)]
 
     def final(self, plan: ReplyPlan) -> bytes:
         return _line(self.done_object(plan))
@@ -228,6 +236,11 @@ def handle_generation(h: SimHandler, path: str, body: dict[str, Any],
         req = validate(h.sim, "chat" if path == "/api/chat" else "generate", body)
     except RequestError as exc:
         h.send_json(exc.status, {"error": exc.message})
+        return
+    try:
+        req.tool_reply = tool_turn(req.messages, req.tools, h.sim.tool_rule(req.spec.name))
+    except ToolScriptError as exc:
+        h.send_json(400, {"error": str(exc)})
         return
     if req.is_load:
         _load_only(h, req)

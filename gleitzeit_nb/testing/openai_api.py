@@ -14,6 +14,7 @@ from .generation import GenRequest, RequestError, inspect_images
 from .models import MODIFIED_AT, ModelSpec
 from .replies import ReplyPlan, prompt_token_count
 from .scheduling import DEFAULT_KEEP_ALIVE
+from .tools import TOOL_FIELDS, ToolScriptError, call_id, split_arguments, tool_turn, unsupported_tools
 
 SSE = "text/event-stream"
 SYSTEM_FINGERPRINT = "fp_simulator"
@@ -87,7 +88,8 @@ def _messages(body: dict[str, Any]) -> list[dict[str, Any]]:
         if not isinstance(msg, dict) or not isinstance(msg.get("role"), str):
             raise RequestError(400, f"messages[{i}] must be an object with a 'role'")
         text, images = _content(msg, i)
-        out.append({"role": msg["role"], "content": text, "images": images})
+        out.append({"role": msg["role"], "content": text, "images": images,
+                    **{k: msg[k] for k in TOOL_FIELDS if msg.get(k)}})
     return out
 
 
@@ -132,8 +134,19 @@ def parse_chat(sim: Any, body: dict[str, Any]) -> tuple[GenRequest, bool]:
     stream = body.get("stream") is True
     usage = body.get("stream_options")
     include_usage = stream and isinstance(usage, dict) and usage.get("include_usage") is True
+    tools = body.get("tools") or []
+    if not isinstance(tools, list):
+        raise RequestError(400, "'tools' must be an array of {type: 'function', function: {...}}")
+    refusal = unsupported_tools(spec, name, tools)
+    if refusal:
+        raise RequestError(400, refusal)
     req = GenRequest("chat", name, spec, _messages(body), options, _think(spec, body),
-                     _format(body.get("response_format")), stream, DEFAULT_KEEP_ALIVE)
+                     _format(body.get("response_format")), stream, DEFAULT_KEEP_ALIVE,
+                     tools=tools)
+    try:
+        req.tool_reply = tool_turn(req.messages, tools, sim.tool_rule(spec.name))
+    except ToolScriptError as exc:
+        raise RequestError(400, str(exc)) from None
     if any(m["images"] for m in req.messages):
         if not spec.has("vision"):
             raise RequestError(400, f"The model `{name}` does not support image input.")
@@ -141,12 +154,14 @@ def parse_chat(sim: Any, body: dict[str, Any]) -> tuple[GenRequest, bool]:
     return req, include_usage
 
 
-def _tool_call(call: dict[str, Any], i: int) -> dict[str, Any]:
+def _tool_call(req: GenRequest, call: dict[str, Any], i: int) -> dict[str, Any]:
+    """One call in OpenAI's shape: a deterministic id, the arguments as a JSON string."""
     fn = call.get("function", call)
     args = fn.get("arguments", {})
-    return {"id": f"call_{uuid.uuid4().hex[:24]}", "type": "function",
+    return {"id": call_id(req.name, req.messages, i), "type": "function",
             "function": {"name": fn.get("name"),
-                         "arguments": args if isinstance(args, str) else json.dumps(args)}}
+                         "arguments": args if isinstance(args, str)
+                         else json.dumps(args, ensure_ascii=False)}}
 
 
 def finish_reason(plan: ReplyPlan) -> str:
@@ -194,9 +209,21 @@ class ChunkFraming:
         key = "content" if kind == "content" else "reasoning_content"
         return self._chunk(f'{{"{key}":{json.dumps(text, ensure_ascii=False)}}}')
 
-    def tool_calls(self, calls: list[dict[str, Any]]) -> bytes:
-        items = [{"index": i, **_tool_call(c, i)} for i, c in enumerate(calls)]
-        return self._chunk(json.dumps({"tool_calls": items}, ensure_ascii=False))
+    def tool_calls(self, calls: list[dict[str, Any]]) -> list[bytes]:
+        """Per call: a chunk with its index, id, type, name and the first piece of its
+        arguments, then one chunk per further piece (``{"index", "function": {"arguments"}}``),
+        as OpenAI and llama.cpp stream them; calls follow one another."""
+        out = []
+        for i, call in enumerate(calls):
+            whole = _tool_call(self.req, call, i)
+            first, *rest = split_arguments(whole["function"]["arguments"])
+            whole["function"]["arguments"] = first
+            items = [{"index": i, **whole}]
+            items += [{"index": i, "function": {"arguments": piece}} for piece in rest]
+            out += [self._chunk(json.dumps({"tool_calls": [item]}, ensure_ascii=False,
+                                           separators=(",", ":")))
+                    for item in items]
+        return out
 
     def final(self, plan: ReplyPlan) -> bytes:
         """The finish_reason chunk, the usage chunk if asked for, and ``[DONE]``."""
@@ -211,7 +238,8 @@ class ChunkFraming:
             message["reasoning_content"] = plan.thinking_text
         if plan.tool_calls:
             message["content"] = plan.text or None
-            message["tool_calls"] = [_tool_call(c, i) for i, c in enumerate(plan.tool_calls)]
+            message["tool_calls"] = [_tool_call(self.req, c, i)
+                                     for i, c in enumerate(plan.tool_calls)]
         choice = {"index": 0, "message": message, "logprobs": None,
                   "finish_reason": finish_reason(plan)}
         return self._object("chat.completion", choices=[choice], usage=self.usage(plan))

@@ -17,6 +17,7 @@ from .models import ModelCatalog, ModelSpec
 from .records import Disconnect, RecordedRequest
 from .replies import ScriptedReply
 from .scheduling import GenerationGate, ModelResidency
+from .tools import ToolScript, ollama_call
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +89,7 @@ class OllamaSimulator:
         self._requests: list[RecordedRequest] = []
         self._disconnects: list[Disconnect] = []
         self._scripts: deque[ScriptedReply] = deque()
+        self._tool_rules: dict[str | None, ToolScript] = {}
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -210,12 +212,38 @@ class OllamaSimulator:
         """Use ``text`` (and ``thinking``/``tool_calls``) for the next ``count`` generations.
 
         A tool call is ``{"name": ..., "arguments": {...}}`` or Ollama's
-        ``{"function": {...}}`` form; tool calls are only sent on /api/chat."""
-        calls = tuple(c if "function" in c else {"function": {"name": c["name"],
-                      "arguments": c.get("arguments", {})}} for c in (tool_calls or ()))
+        ``{"function": {...}}`` form; tool calls are sent on /api/chat and /v1 chat
+        (whether or not the request has ``tools``). ``script_tools`` is the rule-based way."""
+        calls = tuple(ollama_call(c) for c in (tool_calls or ()))
         script = ScriptedReply(text, thinking, calls)
         with self._lock:
             self._scripts.extend([script] * count)
+
+    def script_tools(self, calls: Iterable[dict[str, Any]], *, then: str | None = None,
+                     model: str | None = None, text: str = "", rounds: int = 1) -> ToolScript:
+        """Make ``model`` (None: every model with the "tools" capability) call tools.
+
+        While set, a chat request that carries ``tools`` and whose last message is not
+        a ``tool`` result is answered with ``calls`` (``{"name", "arguments": {...}}``;
+        several are parallel calls), after ``text``; once ``rounds`` rounds of results
+        are back, with ``then`` (``{results}`` in it is replaced) or, by default,
+        ``Based on NAME: <first 60 chars of the result>`` per result. A rule for a
+        model wins over the ``model=None`` rule; replaces an earlier rule for ``model``.
+        Without a rule, ``[[call:NAME {json args}]]`` in the last user message calls NAME."""
+        rule = ToolScript.build(calls, then=then, model=model, text=text, rounds=rounds)
+        with self._lock:
+            self._tool_rules[rule.model] = rule
+        return rule
+
+    def clear_tool_scripts(self) -> None:
+        """Drop every ``script_tools`` rule."""
+        with self._lock:
+            self._tool_rules.clear()
+
+    def tool_rule(self, model: str) -> ToolScript | None:
+        """The ``script_tools`` rule that applies to ``model`` (internal)."""
+        with self._lock:
+            return self._tool_rules.get(model) or self._tool_rules.get(None)
 
     def take_script(self) -> ScriptedReply | None:
         """Pop the next scripted reply (internal)."""
@@ -223,11 +251,13 @@ class OllamaSimulator:
             return self._scripts.popleft() if self._scripts else None
 
     def reset(self) -> None:
-        """Forget recordings, faults, scripted replies, loaded models and max_active."""
+        """Forget recordings, faults, scripted replies and tool rules, loaded models and
+        max_active."""
         with self._lock:
             self._requests.clear()
             self._disconnects.clear()
             self._scripts.clear()
+            self._tool_rules.clear()
         self.faults.clear()
         self.residency.clear()
         self.gate.reset_max()
