@@ -53,6 +53,7 @@ def main() -> None:
     try:
         serve(config)
     except BaseException as exc:  # noqa: BLE001: a failed load must say why in the log
+        time.sleep(0.3)  # llama.cpp logs from a thread of its own: let it write why first
         sys.stderr.write(f"\nENGINE FAILED: {type(exc).__name__}: {exc}\n")
         sys.stderr.flush()
         os._exit(1)
