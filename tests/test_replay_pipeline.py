@@ -149,3 +149,25 @@ def test_default_store_stays_beside_the_notebook_after_cd(tmp_path):
         assert ex.stdout.strip() == str(tmp_path / "llm-replay")
     finally:
         k.shutdown()
+
+
+def test_every_recording_keeps_its_request(tmp_path, monkeypatch):
+    """Batches with repeated prompts and embeddings of many texts: each file has its request
+    (a reviewer reads what it answers), not only the ones a short memory still held."""
+    import json
+
+    import gleitzeit_nb
+    from gleitzeit_nb.testing import OllamaSimulator
+
+    store = tmp_path / "store"
+    monkeypatch.setenv("GLEITZEIT_REPLAY", "record")
+    monkeypatch.setenv("GLEITZEIT_STORE", str(store))
+    with OllamaSimulator() as sim:
+        gleitzeit_nb.batch(["Say hi", "Say hi", "Say bye"], model="llama3.2", host=sim.url,
+                           progress=False)
+        gleitzeit_nb.embed([f"text {i % 90}" for i in range(200)], model="nomic-embed-text",
+                           host=sim.url, batch_size=8, progress=False)
+    files = [json.loads(f.read_text()) for f in store.glob("*.json")]
+    assert len(files) == 2 + 90
+    assert all(f.get("request") for f in files)
+    assert {f["request"].get("embed") for f in files} >= {f"text {i}" for i in range(90)}

@@ -106,9 +106,10 @@ async def ask_async(req: Request, display: Any = None, conn: Connections = CONNE
     display = display if display is not None else Silent()
     display.model = model
     replayer = replay.current()
-    key = None
+    key = canonical = None
     if replayer.active:
-        key, hit = replayer.find(replay.chat_request_key(backend.kind, request))
+        canonical = replay.chat_request_key(backend.kind, request)
+        key, hit = replayer.find(canonical)
         if hit is not None:
             return _finish(req, session, user, model, _replayed(hit, model, display))
     if req.images and req.model:
@@ -128,7 +129,7 @@ async def ask_async(req: Request, display: Any = None, conn: Connections = CONNE
     _finish(req, session, user, model, reply)
     if key is not None:  # after parsing succeeded: a bad reply is never recorded
         replayer.save(key, text=reply.text, thinking=reply.thinking, stats=reply.stats,
-                      model=reply.model, status=reply.status)
+                      model=reply.model, status=reply.status, request=canonical)
     return reply
 
 

@@ -71,7 +71,8 @@ class _Embedding:
             if keys and res.ok and len(res.result["embeddings"]) == len(texts):
                 vectors = [json.dumps(v) for v in res.result["embeddings"]]
                 # one write a chunk, off the loop: other chunks keep streaming meanwhile
-                await asyncio.to_thread(replayer.save_many, zip(keys, vectors), model=self.model)
+                await asyncio.to_thread(replayer.save_many, zip(keys, vectors, canonical),
+                                        model=self.model)
             return res
 
         replayer = replay.current()

@@ -85,7 +85,8 @@ class Batch:
         self.progress_arg = progress
         self.max_image_edge = max_image_edge
         self.outcomes: list[RowOutcome | None] = [None] * len(rows)
-        self._keys: dict[int, str] = {}  # row -> replay key, while the row is live
+        # row -> (replay key, canonical request), while the row is live
+        self._keys: dict[int, tuple[str, dict[str, Any]]] = {}
         for i, exc in rows.errors.items():
             self.outcomes[i] = RowOutcome(error=exc)
         self.limit: Limit | None = None
@@ -187,7 +188,9 @@ class Batch:
         """The recorded reply of row ``i`` (keyed like the chat pipeline), or None to go live."""
         request = chat_request("vision" if self.images else "chat", params)
         request.model = self.backend.canonical_model(request.model)
-        self._keys[i], hit = replayer.find(replay.chat_request_key(self.backend.kind, request))
+        canonical = replay.chat_request_key(self.backend.kind, request)
+        key, hit = replayer.find(canonical)
+        self._keys[i] = (key, canonical)
         return hit
 
     def _handle(self, i: int, res: TaskResult) -> None:
@@ -204,11 +207,12 @@ class Batch:
                     value, error = None, exc
             outcome = RowOutcome(value, error, reply["usage"].get("output_tokens"), res.duration,
                                  res.provider_id)
-            key = self._keys.pop(i, None)
+            key, canonical = self._keys.pop(i, (None, None))
             if key is not None and error is None and res.provider_id != "replay":
-                replay.current().save(key, text=reply["response"], thinking=reply.get("thinking") or "",
-                                      stats=reply["usage"],
-                                      model=reply.get("model") or self.model, status="done")
+                replay.current().save(key, text=reply["response"],
+                                      thinking=reply.get("thinking") or "", stats=reply["usage"],
+                                      model=reply.get("model") or self.model, status="done",
+                                      request=canonical)
         else:
             outcome = RowOutcome(None, res.error, None, res.duration or None, res.provider_id)
         self.outcomes[i] = outcome

@@ -182,12 +182,15 @@ class Replayer:
         self.used.add(key)
         return True
 
-    def save_many(self, items: Iterable[tuple[str, str]], *, model: str = "") -> int:
-        """Record several finished ``(key, text)`` replies at once ("record"/"auto")."""
+    def save_many(self, items: Iterable[tuple[str, str, dict[str, Any]]], *,
+                  model: str = "") -> int:
+        """Record several finished ``(key, text, canonical request)`` replies at once
+        ("record"/"auto")."""
         if self.mode not in ("record", "auto"):
             return 0
-        entries = [(key, Recording(text=text, model=model), "done", self._forget(key))
-                   for key, text in items if text.strip()]
+        entries = [(key, Recording(text=text, model=model), "done",
+                    request or self._forget(key))
+                   for key, text, request in items if text.strip()]
         count = self.store.put_many(entries)
         self.used.update(key for key, *_ in entries)
         return count
