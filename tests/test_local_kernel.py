@@ -98,12 +98,13 @@ def test_start_then_llm_equals_a_raw_request_then_stop(kernel):
     assert engine_of(kernel) is None and "No local engine" in kernel.run("%llm_local").text()
 
 
-def test_options_a_kept_model_and_a_replaced_engine(kernel):
+def test_options_the_engines_model_and_a_replaced_engine(kernel):
     kernel.run("%config LLMMagics.model = 'my-choice'")
     ex = kernel.run("%llm_local start --slots 1 --ctx 1024")
     assert ex.status == "ok", ex.error
     pid, url, _ = engine_of(kernel)
-    assert kernel.value("gleitzeit_nb.SETTINGS.model") == "my-choice"  # the user's, kept
+    # the engine's model, not the user's: llama.cpp would answer "my-choice" with smollm2
+    assert kernel.value("gleitzeit_nb.SETTINGS.model") == "smollm2"
     assert "1 × 1024 tokens" in kernel.run("%llm_local status").text()
     assert kernel.run("%llm_local start --slots 1 --ctx 1024").status == "ok"
     assert engine_of(kernel)[0] == pid  # the same settings: the same engine

@@ -69,13 +69,13 @@ def start(magics: Any, args: argparse.Namespace) -> str:
         stop(magics)  # one engine per kernel: the new one replaces it
     if STATE.server is None:
         STATE.saved = {name: getattr(magics, name) for name in SAVED}
-    previous_model = STATE.server.model if STATE.server is not None else None
     STATE.server = server
     magics.host = server.url
     magics.api = "auto"  # the URL ends in /v1: OpenAI-compatible
     magics.api_key_env = ""  # the engine takes no key: none is read or sent
-    if magics.model in ("", previous_model):
-        magics.model = server.model
+    # llama.cpp answers any model name with the one it serves: another name would label (and
+    # record) its answers as that model's
+    magics.model = server.model
     # the same text on every run (a report re-validated by nbval); status has pid, URL, log
     return (f"Local engine ready: {server.model} on llama.cpp ({server.slots} slots); it is "
             "this kernel's server. %llm_local status shows its URL and log.")
