@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import sys
+import threading
 import time
 
 POLL_SECONDS = 0.2
@@ -39,17 +41,31 @@ def serve(config: dict) -> None:
     sys.stdout.write(f"LISTENING {server.listening_address}\n")
     sys.stdout.flush()
     os.dup2(2, 1)  # anything printed later goes to the log, never into a pipe nobody reads
-    parent = config["parent"]
-    while os.getppid() == parent:
+    threading.Event().wait()  # serve until the parent watch (or a signal) ends the process
+
+
+def watch_parent(config: dict) -> None:
+    """Exit once the parent is gone (reparented), also while the model is still loading; its
+    log folder goes too, since nobody is left to read it."""
+    while os.getppid() == config["parent"]:
         time.sleep(POLL_SECONDS)
-    os._exit(0)  # no ~Server: it would wait for requests in flight
+    leave(config, 0)
+
+
+def leave(config: dict, code: int) -> None:
+    if config.get("log_dir"):
+        shutil.rmtree(config["log_dir"], ignore_errors=True)
+    os._exit(code)  # no ~Server: it would wait for requests in flight
 
 
 def main() -> None:
     config = json.loads(sys.argv[1])
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # SIGTERM from stop() (it removes the folder itself) or a kernel's cleanup (nobody else does)
+    signal.signal(signal.SIGTERM, lambda *_: leave(config, 0))
     if os.getppid() != config["parent"]:
         return  # the parent died before we started
+    threading.Thread(target=watch_parent, args=(config,), daemon=True).start()
     try:
         serve(config)
     except BaseException as exc:  # noqa: BLE001: a failed load must say why in the log

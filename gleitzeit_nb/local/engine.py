@@ -89,7 +89,8 @@ class LocalServer:
         self._owner = os.getpid()
         body = json.dumps({"model_path": config.model.path, "alias": config.model.alias,
                            "slots": config.slots, "ctx": config.ctx, "threads": config.threads,
-                           "embeddings": config.embeddings, "parent": self._owner})
+                           "embeddings": config.embeddings, "parent": self._owner,
+                           "log_dir": self._logdir})
         self.started = time.time()
         with open(self.log_path, "wb") as log:
             self._proc = subprocess.Popen([sys.executable, CHILD, body], stdin=subprocess.DEVNULL,
