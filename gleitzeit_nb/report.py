@@ -3,8 +3,10 @@
     python -m gleitzeit_nb.report [NOTEBOOK_DIR] [--out DIR] [--live]
 
 By default every LLM call is replayed from the recordings committed beside the notebooks
-(``GLEITZEIT_REPLAY=replay``), so it runs offline on any machine. ``--live`` calls the Ollama
-server at ``OLLAMA_HOST`` instead and records the replies (``GLEITZEIT_REPLAY=record``).
+(``GLEITZEIT_REPLAY=replay``), so it runs offline on any machine. ``--live`` runs them against
+the servers they name instead (the demo notebooks: the built-in engine, ``%llm_local start``,
+and the simulator for images; others: ``OLLAMA_HOST`` or their ``LLMMagics.host``) and records
+the replies (``GLEITZEIT_REPLAY=record``).
 """
 
 from __future__ import annotations
@@ -87,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("notebooks", nargs="?", default="notebooks", help="folder of .ipynb files")
     parser.add_argument("--out", default="build/report", help="where the HTML goes")
     parser.add_argument("--live", action="store_true",
-                        help="call the Ollama server (OLLAMA_HOST) and record, instead of replaying")
+                        help="call the servers the notebooks use and record, instead of replaying")
     parser.add_argument("--save", action="store_true",
                         help="write the executed notebooks back (after a replay run, to commit them)")
     args = parser.parse_args(argv)

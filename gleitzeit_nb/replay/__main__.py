@@ -31,7 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     if skipped:
         print(f"skipped {len(skipped)} rows without a sha256 key or text: {', '.join(skipped)}",
               file=sys.stderr)
-    print(f"Check the folder (git add {target}), then delete {args.source}.")
+    print(f"Check the folder (git add {target}), then delete {args.source}. If GLEITZEIT_STORE "
+          f"or %config LLMMagics.store named the old file, point it at {target} now.")
     return 0
 
 
