@@ -94,7 +94,9 @@ def test_vision_panel_upload_ask_stop(page, sim, tmp_path):
     before = len(sim.disconnects)
     panel.locator("textarea").fill("Describe every pixel [[tokens=400]]")
     panel.get_by_role("button", name="Ask").click()
-    wait_for(lambda: len(answer.inner_text().split()) > 12 and "tokens" not in answer.inner_text(),
+    # (the simulator's reply starts by quoting the prompt: the new answer, not the last one)
+    wait_for(lambda: "Describe every" in answer.inner_text()
+             and len(answer.inner_text().split()) > 12 and "tokens" not in answer.inner_text(),
              10, "the slow vision answer to start")
     shown = answer.inner_text()
     panel.get_by_role("button", name="Stop").click()
