@@ -1,12 +1,17 @@
-"""``HttpProvider``: the lifecycle every HTTP backend shares (pool, health, logging)."""
+"""What every HTTP backend shares: ``HttpProvider`` (pool, health, logging) and
+``HttpReplyStream`` (connecting, closing and mapping a broken stream to our errors)."""
 
 from __future__ import annotations
 
 import logging
 from typing import Any
 
-from ..core.errors import LLMError
+import httpx
+
+from ..core.errors import LLMError, ProviderTimeoutError, StreamError
 from ..core.provider import BackendProvider
+from ..core.reply_stream import ReplyStream
+from .describe import cap_first
 from .http import HttpTransport
 
 
@@ -46,3 +51,54 @@ class HttpProvider(BackendProvider):
         except LLMError as exc:
             return {"healthy": False, "url": self.base_url, "error": str(exc)}
         return {"healthy": True, "url": self.base_url, **self._health(data)}
+
+
+class HttpReplyStream(ReplyStream):
+    """A reply streamed over HTTP from ``path``; a subclass writes ``_read`` (the body format)
+    and names where the server's log is (``log_hint``) for the error messages."""
+
+    path = ""
+    log_hint = "the server's log"
+    #: Content types that are no stream at all (a web page…): said before reading further.
+    not_a_stream: tuple[str, ...] = ("text/html",)
+
+    def __init__(self, transport: HttpTransport, body: dict[str, Any], *, model: str) -> None:
+        super().__init__(model=model, url=transport.base_url)
+        self._transport = transport
+        self._body = body
+
+    async def _connect(self) -> httpx.Response:
+        response = await self._transport.open("POST", self.path, self._body, model=self.model)
+        ctype = response.headers.get("content-type", "").split(";")[0].strip().lower()
+        if ctype.startswith(self.not_a_stream):
+            head = b""
+            try:
+                async for head in response.aiter_bytes():
+                    break
+            except httpx.HTTPError:
+                pass
+            await response.aclose()
+            raise self._transport.not_json_error(self.path, head)
+        self._connected(ctype)
+        self.usage.server = self._transport.software_of(response)
+        return response
+
+    def _connected(self, content_type: str) -> None:
+        """After the headers: a subclass may note the content type."""
+
+    def _broken(self, exc: httpx.TransportError) -> LLMError:
+        """Our error for a stream that broke off: a stall (chunk timeout) or a lost connection."""
+        if isinstance(exc, httpx.ReadTimeout):
+            return ProviderTimeoutError(
+                self._transport.timeout_error("chunk", self.path, chunks=self.chunks).message,
+                phase="chunk", url=self._transport.base_url, partial=self.text)
+        self._transport.logger.debug("stream from %s broke: %r", self._transport.base_url, exc)
+        return self._error("dropped the connection")
+
+    def _error(self, what: str) -> StreamError:
+        got = f"{len(self.text)} characters" if self._parts else "no text"
+        return StreamError(
+            f"{cap_first(self._transport.server)} {what} after {self.chunks} chunks of a reply "
+            f"from '{self.model}' ({got} kept in .partial). Retry the request; if it keeps "
+            f"failing, {self.log_hint} says why.",
+            partial=self.text, partial_thinking=self.thinking, url=self._transport.base_url)

@@ -12,9 +12,8 @@ from typing import Any
 import httpx
 
 from ...core.backend import ToolCall, Usage
-from ...core.errors import ProviderTimeoutError, StreamError
-from ...core.reply_stream import ReplyStream, StreamChunk
-from .transport import OllamaTransport
+from ...core.reply_stream import StreamChunk
+from ..base import HttpReplyStream
 
 logger = logging.getLogger("gleitzeit_nb.providers.ollama")
 
@@ -35,27 +34,11 @@ def usage_of(obj: dict[str, Any], server: str | None = None) -> Usage:
                  total_seconds=seconds("total_duration"), server=server)
 
 
-class ChatStream(ReplyStream):
+class ChatStream(HttpReplyStream):
     """A reply from ``/api/chat`` (see :class:`~gleitzeit_nb.core.reply_stream.ReplyStream`)."""
 
-    def __init__(self, transport: OllamaTransport, body: dict[str, Any], *, model: str) -> None:
-        super().__init__(model=model, url=transport.base_url)
-        self._transport = transport
-        self._body = body
-
-    async def _connect(self) -> httpx.Response:
-        response = await self._transport.open("POST", "/api/chat", self._body, model=self.model)
-        if response.headers.get("content-type", "").lower().startswith("text/html"):
-            head = b""  # a web server's page, not NDJSON: say so before reading any further
-            try:
-                async for head in response.aiter_bytes():
-                    break
-            except httpx.HTTPError:
-                pass
-            await response.aclose()
-            raise self._transport.not_json_error("/api/chat", head)
-        self.usage.server = self._transport.software_of(response)
-        return response
+    path = "/api/chat"
+    log_hint = "the server log (`ollama serve`)"
 
     # -- reading -------------------------------------------------------------------------------
     async def _read(self) -> AsyncIterator[StreamChunk]:
@@ -111,26 +94,13 @@ class ChatStream(ReplyStream):
             if pending.strip():
                 raise self._error(f"sent an incomplete last line: {pending[:80]!r}")
             raise self._error("closed the stream before the reply was complete")
-        except httpx.ReadTimeout:
-            raise ProviderTimeoutError(
-                self._transport.timeout_error("chunk", "/api/chat", chunks=self.chunks).message,
-                phase="chunk", url=self._transport.base_url, partial=self.text) from None
         except httpx.TransportError as exc:
-            logger.debug("stream from %s broke: %r", self._transport.base_url, exc)
-            raise self._error("dropped the connection") from None
+            raise self._broken(exc) from None
         finally:
             # Leaving the loop early (done, error, cancel) must close httpx's generator here, or
             # it is finalised later on a loop that may never run again.
             await reads.aclose()  # type: ignore[attr-defined]
             await response.aclose()
-
-    def _error(self, what: str) -> StreamError:
-        got = f"{len(self.text)} characters" if self._parts else "no text"
-        return StreamError(
-            f"Ollama at {self._transport.base_url} {what} after {self.chunks} chunks of a reply "
-            f"from '{self.model}' ({got} kept in .partial). Retry the request; if it keeps "
-            "failing, the server log (`ollama serve`) says why.",
-            partial=self.text, partial_thinking=self.thinking, url=self._transport.base_url)
 
     def _log_end(self) -> None:
         if logger.isEnabledFor(logging.DEBUG):

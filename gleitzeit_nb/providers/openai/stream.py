@@ -18,8 +18,9 @@ from typing import Any
 import httpx
 
 from ...core.backend import ToolCall
-from ...core.errors import LLMError, ProviderTimeoutError, StreamError
-from ...core.reply_stream import ReplyStream, StreamChunk
+from ...core.errors import LLMError
+from ...core.reply_stream import StreamChunk
+from ..base import HttpReplyStream
 from .transport import OpenAITransport, error_message
 
 logger = logging.getLogger("gleitzeit_nb.providers.openai")
@@ -29,32 +30,20 @@ _SSE_FIELDS = ("event:", "id:", "retry:")
 _DONE = object()  # what _line returns for `data: [DONE]`
 
 
-class CompletionStream(ReplyStream):
+class CompletionStream(HttpReplyStream):
     """A reply from ``/chat/completions`` (see :class:`~gleitzeit_nb.core.ReplyStream`)."""
 
+    path = PATH
+    not_a_stream = ("text/html", "image/", "application/xml", "application/octet")
+
     def __init__(self, transport: OpenAITransport, body: dict[str, Any], *, model: str) -> None:
-        super().__init__(model=model, url=transport.base_url)
-        self._transport = transport
-        self._body = body
+        super().__init__(transport, body, model=model)
         self._calls: dict[int, list[Any]] = {}  # index -> [id, name, argument fragments]
         self._finished = False  # a finish_reason arrived
         self._json_reply = False  # the server ignored stream=true and sent one JSON reply
 
-    async def _connect(self) -> httpx.Response:
-        response = await self._transport.open("POST", PATH, self._body, model=self.model)
-        ctype = response.headers.get("content-type", "").split(";")[0].strip().lower()
-        self._json_reply = ctype == "application/json"
-        if ctype.startswith(("text/html", "image/", "application/xml", "application/octet")):
-            head = b""
-            try:
-                async for head in response.aiter_bytes():
-                    break
-            except httpx.HTTPError:
-                pass
-            await response.aclose()
-            raise self._transport.not_json_error(PATH, head)
-        self.usage.server = self._transport.software_of(response)
-        return response
+    def _connected(self, content_type: str) -> None:
+        self._json_reply = content_type == "application/json"
 
     # -- reading -------------------------------------------------------------------------------
     async def _read(self) -> AsyncIterator[StreamChunk]:
@@ -94,13 +83,8 @@ class CompletionStream(ReplyStream):
                 yield self._end()
                 return
             raise self._error("closed the stream before the reply was complete")
-        except httpx.ReadTimeout:
-            raise ProviderTimeoutError(
-                self._transport.timeout_error("chunk", PATH, chunks=self.chunks).message,
-                phase="chunk", url=self._transport.base_url, partial=self.text) from None
         except httpx.TransportError as exc:
-            logger.debug("stream from %s broke: %r", self._transport.base_url, exc)
-            raise self._error("dropped the connection") from None
+            raise self._broken(exc) from None
         finally:
             # Leaving early (done, error, cancel) must close httpx's generator here, or it is
             # finalised later on a loop that may never run again; closing stops the server.
@@ -206,14 +190,6 @@ class CompletionStream(ReplyStream):
         if self.chunks == 0 and not self._parts:  # not SSE at all: the wrong kind of server
             return self._transport.not_json_error(PATH, line.encode()[:120])
         return self._error(f"sent a malformed line: {line[:80]!r}")
-
-    def _error(self, what: str) -> StreamError:
-        got = f"{len(self.text)} characters" if self._parts else "no text"
-        return StreamError(
-            f"The OpenAI-compatible server at {self._transport.base_url} {what} after "
-            f"{self.chunks} chunks of a reply from '{self.model}' ({got} kept in .partial). "
-            "Retry the request; if it keeps failing, the server's log says why.",
-            partial=self.text, partial_thinking=self.thinking, url=self._transport.base_url)
 
 
 
