@@ -8,10 +8,11 @@ Markdown through :func:`.markdown.escape_html` (or fully escaped HTML for the th
 from __future__ import annotations
 
 import html
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .markdown import escape_html
+from .tool_render import tool_block
 
 __all__ = ["STATUSES", "THINKING_TAIL", "reply_bundle", "stats_line", "waiting_bundle"]
 
@@ -22,6 +23,7 @@ THINKING_TAIL = 4000
 _MARKS = {"interrupted": ("⏹", "interrupted — partial reply"), "stopped": ("⏹", "stopped — partial reply"),
           "error": ("⚠", "error")}
 _DONE_REASONS = {"length": "stopped: length limit (raise max_tokens)",
+                 "max_tool_rounds": "stopped: tool round limit (raise max_tool_rounds)",
                  "load": "model loaded, nothing generated", "unload": "model unloaded"}
 # Entities for what Markdown, HTML or JupyterLab's math pass would act on: shown as typed.
 _LITERAL = str.maketrans({c: f"&#{ord(c)};" for c in "&<>\"'\\`*_[]{}$@|~!#"})
@@ -84,11 +86,14 @@ def _thinking(thinking: str, *, streaming: bool) -> tuple[str, str]:
 
 
 def reply_bundle(text: str, thinking: str = "", *, model: str, stats: Mapping[str, Any] | None = None,
-                 status: str = "streaming", show_stats: bool = True, note: str = "") -> dict[str, str]:
+                 status: str = "streaming", show_stats: bool = True, note: str = "",
+                 tools: Sequence[tuple[int, Any]] = ()) -> dict[str, str]:
     """``text/markdown`` (escaped reply) and ``text/plain`` (the reply itself) for one state.
 
     ``status`` is one of :data:`STATUSES`; interrupted, stopped and error add a mark after the
-    text (error with ``note``), replayed a small mark in the footer.
+    text (error with ``note``), replayed a small mark in the footer. ``tools`` are tool calls
+    (:class:`~.tool_runs.ToolRun`) with the position in ``text`` where each was made: each
+    shows there as a collapsed block.
     """
     if status not in STATUSES:
         raise ValueError(f"status {status!r}: use one of {', '.join(STATUSES)}")
@@ -98,7 +103,11 @@ def reply_bundle(text: str, thinking: str = "", *, model: str, stats: Mapping[st
         think_md, think_plain = _thinking(thinking, streaming=streaming)
         md.append(think_md)
         plain.append(("\n\n" if text else "") + think_plain)
-    md.append(escape_html(text, close_fence=not streaming))
+    if tools:
+        md.extend(_with_tools(text, tools, close_fence=not streaming))
+        plain[0] = "\n".join(_plain_with_tools(text, tools))
+    else:
+        md.append(escape_html(text, close_fence=not streaming))
     if status in _MARKS:
         icon, label = _MARKS[status]
         detail = f": {note}" if note else ""
@@ -111,6 +120,29 @@ def reply_bundle(text: str, thinking: str = "", *, model: str, stats: Mapping[st
         md.append(f"\n\n<sub>{_literal(model)} · {_literal(footer)}</sub>")
         plain.append(f"\n[{model} · {footer}]")
     return {"text/plain": "".join(plain), "text/markdown": "".join(md)}
+
+
+def _with_tools(text: str, tools: Sequence[tuple[int, Any]], *, close_fence: bool) -> list[str]:
+    """The text escaped piece by piece, each tool call's block at its place."""
+    out, start = [], 0
+    for at, run in tools:
+        if text[start:at].strip():
+            out.append(escape_html(text[start:at], close_fence=True) + "\n\n")
+        out.append(tool_block(run)[0])
+        start = max(start, at)
+    out.append(escape_html(text[start:], close_fence=close_fence))
+    return out
+
+
+def _plain_with_tools(text: str, tools: Sequence[tuple[int, Any]]) -> list[str]:
+    out, start = [], 0
+    for at, run in tools:
+        if text[start:at].strip():
+            out.append(text[start:at].strip("\n"))
+        out.append(tool_block(run)[1])
+        start = max(start, at)
+    out.append(text[start:])
+    return out
 
 
 def waiting_bundle(model: str, elapsed: float | None = None) -> dict[str, str]:

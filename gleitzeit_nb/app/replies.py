@@ -14,7 +14,9 @@ class Reply(str):
     ``finish_reason``, timings in seconds); ``usage`` is the same as a ``Usage``.
 
     ``status`` is "done", "replayed", "interrupted", "stopped" or "error"; ``value`` holds the parsed object
-    for JSON / schema replies. In a notebook it renders as escaped Markdown.
+    for JSON / schema replies; ``tool_calls`` the calls made on the way to this answer
+    (:class:`~gleitzeit_nb.app.tool_runs.ToolRun`: name, arguments, result, value, error,
+    seconds). In a notebook it renders as escaped Markdown.
     """
 
     thinking: str
@@ -22,15 +24,18 @@ class Reply(str):
     model: str
     status: str
     value: Any
+    tool_calls: list[Any]
 
     def __new__(cls, text: str, *, thinking: str = "", stats: dict[str, Any] | None = None,
-                model: str = "", status: str = "done", value: Any = None) -> "Reply":
+                model: str = "", status: str = "done", value: Any = None,
+                tool_calls: list[Any] | None = None) -> "Reply":
         self = super().__new__(cls, text)
         self.thinking = thinking
         self.stats = dict(stats or {})
         self.model = model
         self.status = status
         self.value = value
+        self.tool_calls = list(tool_calls or [])
         return self
 
     @property
@@ -46,7 +51,8 @@ class Reply(str):
         from .render import reply_bundle
 
         return reply_bundle(self.text, self.thinking, model=self.model, stats=self.stats,
-                            status=self.status)["text/markdown"]
+                            status=self.status, tools=[(0, r) for r in self.tool_calls]
+                            )["text/markdown"]
 
     def __repr__(self) -> str:
         return f"Reply({self.text!r}, model={self.model!r}, status={self.status!r})"

@@ -8,19 +8,23 @@ from __future__ import annotations
 
 import asyncio
 import warnings
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from .. import replay
-from ..core.errors import LLMError, ProviderTimeoutError, StreamError
+from ..core.errors import InvalidParamsError, LLMError, ProviderTimeoutError, StreamError
 from ..core.image_prep import PreparedImage
 from ..core.protocol import LLM_PROTOCOL_V1, validate_params
 from ..core.provider import BackendProvider
 from ..core.requests import chat_request
+from ..core.tools import Tool, as_tool
 from .connections import CONNECTIONS, Connections
 from .replies import Reply
 from .settings import SETTINGS
 from .structured import format_for, parse_reply
+from .tool_runs import APPROVAL_MODES, Approver
 
 #: Request options that go to the model: the llm/v1 chat parameters besides the conversation.
 GENERATION_KEYS = tuple(k for k in LLM_PROTOCOL_V1["methods"]["chat"]["parameters"]
@@ -49,6 +53,9 @@ class Request:
     json: bool = False
     schema: Any = None
     options: dict[str, Any] = field(default_factory=dict)
+    tools: list[Tool] = field(default_factory=list)
+    approve: str | Approver = "never"
+    max_tool_rounds: int = 8
     partial: str | None = None  # set when the reply broke off: the text that did arrive
 
     def backend(self, conn: Connections) -> BackendProvider:
@@ -64,12 +71,29 @@ def make_request(prompt: str, *, images: list[PreparedImage] | None = None,
                  api: str | None = None, api_key_env: str | None = None,
                  timeout: float | None = None, chunk_timeout: float | None = None,
                  deadline: float | None = None, session: str | None = None, new: bool = False,
-                 json: bool = False, schema: Any = None, remember: bool = True) -> Request:
+                 json: bool = False, schema: Any = None, remember: bool = True,
+                 tools: Sequence[Any] | None = None, approve: str | Approver | None = None,
+                 max_tool_rounds: int | None = None) -> Request:
     """A request with whatever the caller leaves out (None) taken from ``SETTINGS``: the one
-    place where every entry point (magics, ``chat()``, panels) gets its defaults."""
+    place where every entry point (magics, ``chat()``, panels) gets its defaults.
+
+    ``tools`` are functions (or :class:`~gleitzeit_nb.core.tools.Tool`) the model may call;
+    ``approve`` is "never" (run calls at once), "always" (ask before each) or a callable
+    given the call that returns True to run it.
+    """
     s = SETTINGS
     images = list(images or [])
+    approve = s.tool_approval if approve is None else approve
+    if not callable(approve) and approve not in APPROVAL_MODES:
+        raise InvalidParamsError(f"approve={approve!r}: use 'never', 'always' or a function "
+                                 "that gets the call and returns True to run it.",
+                                 param="approve")
+    rounds = s.max_tool_rounds if max_tool_rounds is None else max_tool_rounds
+    if rounds < 1:
+        raise InvalidParamsError(f"max_tool_rounds must be at least 1, not {rounds}.",
+                                 param="max_tool_rounds")
     return Request(
+        tools=[as_tool(t) for t in tools or ()], approve=approve, max_tool_rounds=rounds,
         prompt=prompt, model=model or s.model_for(bool(images)), host=host, api=api,
         api_key_env=api_key_env, timeout=timeout, chunk_timeout=chunk_timeout,
         deadline=s.deadline if deadline is None else deadline, session=session, new=new,
@@ -105,6 +129,12 @@ async def ask_async(req: Request, display: Any = None, conn: Connections = CONNE
 
     display = display if display is not None else Silent()
     display.model = model
+    if req.tools:
+        from .tool_loop import converse
+
+        request.tools = [t.to_schema() for t in req.tools]
+        return await converse(req, backend, request, display, conn=conn, session=session,
+                              user=user, model=model)
     replayer = replay.current()
     key = canonical = None
     if replayer.active:
@@ -138,12 +168,23 @@ async def stream_reply(backend: BackendProvider, request: Any, display: Any, *,
     """Stream a reply into ``display``; on any failure the partial text stays on screen.
 
     Interrupts and cancellation mark the display interrupted and propagate; errors mark it
-    (the message is the caller's to show) and carry the partial text (``StreamError.partial``). ``deadline`` bounds the
-    whole reply in seconds.
+    (the message is the caller's to show) and carry the partial text (``StreamError.partial``).
+    ``deadline`` bounds the whole reply in seconds.
     """
     display.start()
-    ticker = asyncio.ensure_future(_tick(display)) if getattr(display, "mode", "") == "live" \
-        else None
+    async with ticking(display):
+        stream = await stream_round(backend, request, display, deadline=deadline)
+    stats = stream.usage.as_dict()
+    display.finish(stats=stats, status="done")
+    return Reply(stream.text, thinking=stream.thinking, stats=stats, model=stream.model,
+                 status="done")
+
+
+async def stream_round(backend: BackendProvider, request: Any, display: Any, *,
+                       deadline: float | None = None) -> Any:
+    """One model turn streamed into a started ``display``; returns the finished stream (text,
+    thinking, tool calls, usage). On a failure the display is finished as interrupted or error
+    and the exception goes on (a deadline becomes ``ProviderTimeoutError`` with the text)."""
     stream = backend.stream_chat(request)
     try:
         async with asyncio.timeout(deadline):
@@ -167,13 +208,20 @@ async def stream_reply(backend: BackendProvider, request: Any, display: Any, *,
         display.finish(stats=None, status="error")
         raise
     finally:
+        await stream.aclose()
+    return stream
+
+
+@asynccontextmanager
+async def ticking(display: Any) -> AsyncIterator[None]:
+    """While inside, a live display's waiting line ages and held-back text shows (see _tick)."""
+    ticker = asyncio.ensure_future(_tick(display)) if getattr(display, "mode", "") == "live" \
+        else None
+    try:
+        yield
+    finally:
         if ticker is not None:
             ticker.cancel()
-        await stream.aclose()
-    stats = stream.usage.as_dict()
-    display.finish(stats=stats, status="done")
-    return Reply(stream.text, thinking=stream.thinking, stats=stats, model=stream.model,
-                 status="done")
 
 
 async def _tick(display: Any) -> None:
@@ -233,6 +281,12 @@ class Silent:
         self._parts.append(content)
         if thinking:
             self._thinking.append(thinking)
+
+    def add_tool(self, run: Any) -> None:
+        pass
+
+    def update_tool(self, run: Any) -> None:
+        pass
 
     def finish(self, **_: Any) -> None:
         pass

@@ -20,8 +20,11 @@ class ChatSession:
     messages: list[dict[str, Any]] = field(default_factory=list)
 
     def add_turn(self, user: dict[str, Any], reply_text: str, *, interrupted: bool = False,
-                 model: str | None = None) -> None:
+                 model: str | None = None, steps: list[dict[str, Any]] = ()) -> None:
+        """The user's message, the tool transcript (``steps``: assistant messages with
+        ``tool_calls`` and the ``tool`` results) and the reply."""
         self.messages.append(user)
+        self.messages.extend(steps)
         turn: dict[str, Any] = {"role": "assistant", "content": reply_text}
         if interrupted:
             turn["interrupted"] = True
@@ -30,8 +33,8 @@ class ChatSession:
         self.messages.append(turn)
 
     def request_messages(self) -> list[dict[str, Any]]:
-        """The history as Ollama messages (bookkeeping keys removed)."""
-        keep = ("role", "content", "images")
+        """The history as request messages (bookkeeping keys removed)."""
+        keep = ("role", "content", "images", "tool_calls", "tool_name", "tool_call_id")
         return [{k: m[k] for k in keep if k in m} for m in self.messages]
 
     def reset(self) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..core.errors import InvalidParamsError
 from ..core.secret import Secret
@@ -50,6 +51,8 @@ class Settings:
     max_image_edge: int = 1024
     show_stats: bool = True
     display: str = "auto"
+    max_tool_rounds: int = 8  # rounds of tool calls before a reply must be the answer
+    tool_approval: Any = "never"  # "never", "always" or a function given the call -> bool
     servers: dict[str, Server] = field(default_factory=dict)
 
     def server(self, host: str | None = None, *, api: str | None = None,

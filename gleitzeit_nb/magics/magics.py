@@ -8,7 +8,8 @@ from typing import Any
 from IPython.core.error import UsageError
 from IPython.core.magic import (Magics, line_cell_magic, line_magic, magics_class,
                                 no_var_expand)
-from traitlets import All, Bool, Enum, Float, Int, TraitError, Unicode, observe, validate
+from traitlets import (All, Bool, Callable, Enum, Float, Int, TraitError, Unicode, Union, observe,
+                       validate)
 from traitlets.config import Configurable
 
 from ..app.connections import CONNECTIONS
@@ -58,6 +59,12 @@ class LLMMagics(Magics, Configurable):
     display = Enum(["auto", "live", "final"], _D.display,
                    help="live: stream updates; final: one output at the end (headless runs, nbval); "
                         "auto: live under a Jupyter front end, final otherwise").tag(config=True)
+    max_tool_rounds = Int(_D.max_tool_rounds, help="Rounds of tool calls (--tools) before the "
+                          "model must answer").tag(config=True)
+    tool_approval = Union([Enum(["never", "always"]), Callable()], default_value=_D.tool_approval,
+                          help="Ask before running a tool call: never, always (buttons in the "
+                               "notebook), or a function given the call that returns True to "
+                               "run it").tag(config=True)
     debug = Bool(False, help="Show full tracebacks for gleitzeit_nb errors").tag(config=True)
     replay = Enum(["off", "record", "replay", "auto"], "off",
                   help="Record/replay of calls: record (always live, store replies), replay (only "
@@ -85,7 +92,7 @@ class LLMMagics(Magics, Configurable):
             raise TraitError(f"temperature must be between 0 and 2, not {value}")
         return value
 
-    @validate("max_tokens", "max_image_edge")
+    @validate("max_tokens", "max_image_edge", "max_tool_rounds")
     def _check_positive(self, proposal: dict[str, Any]) -> int | None:
         value = proposal["value"]
         if value is not None and value < 1:
@@ -117,7 +124,10 @@ class LLMMagics(Magics, Configurable):
 
         ``{name}`` in the prompt is replaced from the notebook (``{{`` for a literal brace).
         Options: -m MODEL, -s SESSION, --new, --system TEXT, -t TEMP, --max-tokens N, --seed N,
-        --file PATH, --json, --schema VAR, --think [LEVEL], -o VAR.
+        --file PATH, --json, --schema VAR, --think [LEVEL], --tools F,G, --approve
+        never|always, --max-tool-rounds N, -o VAR. With ``--tools`` the model may call those
+        notebook functions; each call shows as a collapsed block and ``-o`` gets the answer
+        with the calls on ``.tool_calls``.
         """
         args, text = opts.split_options(line, _LLM, self.shell.user_ns)
         if cell is not None and text:
@@ -128,10 +138,13 @@ class LLMMagics(Magics, Configurable):
             raise UsageError("Nothing to ask: write a prompt after %llm, or in the %%llm cell.")
         schema = opts.namespace_value(args.schema, self.shell.user_ns, "--schema") \
             if args.schema else None
+        tools = opts.namespace_tools(args.tools, self.shell.user_ns) if args.tools else None
         req = make_request(prompt, model=args.model, host=args.host, system=args.system,
                            temperature=args.temperature, max_tokens=args.max_tokens,
                            seed=args.seed, file_path=args.file, think=args.think,
-                           session=args.session, new=args.new, json=args.json, schema=schema)
+                           session=args.session, new=args.new, json=args.json, schema=schema,
+                           tools=tools, approve=args.approve,
+                           max_tool_rounds=args.max_tool_rounds)
         try:
             reply = ask(req, display=SETTINGS.display)
         except (KeyboardInterrupt, LLMError) as exc:

@@ -75,6 +75,14 @@ def llm_parser() -> argparse.ArgumentParser:
                    help="a pydantic model class or JSON-schema dict in the notebook; the result is validated")
     p.add_argument("--think", nargs="?", const=True, type=_think, metavar="LEVEL",
                    help="show the model's thinking (thinking models); optional level low|medium|high")
+    p.add_argument("--tools", metavar="F,G",
+                   help="notebook functions the model may call, comma-separated")
+    p.add_argument("--approve", choices=["never", "always"],
+                   help="ask before each tool call (always) or not (never); default: "
+                        "LLMMagics.tool_approval")
+    p.add_argument("--max-tool-rounds", type=int, metavar="N",
+                   help="rounds of tool calls before the model must answer "
+                        "(default: LLMMagics.max_tool_rounds)")
     _host(p)
     return p
 
@@ -160,6 +168,19 @@ def _take_value(text: str) -> tuple[str, str]:
         return value, lexer.instream.read().lstrip()
     value, _, rest = text.partition(" ")
     return value, rest.lstrip()
+
+
+def namespace_tools(names: str, user_ns: dict[str, Any]) -> list[Any]:
+    """``--tools f,g``: the functions of those names in the notebook."""
+    tools = []
+    for name in filter(None, (n.strip() for n in names.split(","))):
+        value = namespace_value(name, user_ns, "--tools")
+        if not callable(value):
+            raise UsageError(f"--tools '{name}' is a {type(value).__name__}, not a function.")
+        tools.append(value)
+    if not tools:
+        raise UsageError("--tools needs function names, e.g. --tools get_rows,plot_column")
+    return tools
 
 
 def namespace_value(name: str, user_ns: dict[str, Any], what: str) -> Any:

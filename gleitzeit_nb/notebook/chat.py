@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..app import bridge
@@ -28,7 +29,9 @@ def chat(prompt: str, *, model: str | None = None, session: str | None = None, n
          host: str | None = None, api: str | None = None, api_key_env: str | None = None,
          timeout: float | None = None, chunk_timeout: float | None = None,
          deadline: float | None = None, display: str | None = None,
-         remember: bool = True) -> Reply:
+         remember: bool = True, tools: Sequence[Any] | None = None,
+         approve: str | Callable[..., Any] | None = None,
+         max_tool_rounds: int | None = None) -> Reply:
     """Ask a model from Python code (scripts, loops): the twin of ``%%llm``.
 
     Every argument left out takes its default from the settings (``%config LLMMagics`` in a
@@ -39,6 +42,12 @@ def chat(prompt: str, *, model: str | None = None, session: str | None = None, n
     "final" or "terminal". Conversation memory works as in the magic: ``session`` names it,
     ``new`` restarts it, ``remember=False`` sends the prompt alone. Record/replay follows
     ``gleitzeit_nb.replay_mode`` / ``GLEITZEIT_REPLAY``.
+
+    ``tools`` are Python functions the model may call (their schema comes from the signature,
+    type hints and docstring); the calls run here, their results go back, until the model
+    answers or ``max_tool_rounds`` rounds ran. ``approve``: "never" (default: run calls at
+    once), "always" (ask: buttons in a notebook, a prompt in a terminal) or a function given
+    the call that returns True to run it. The calls are on ``reply.tool_calls``.
     """
     from ..core.image_prep import prepare_image
 
@@ -48,5 +57,6 @@ def chat(prompt: str, *, model: str | None = None, session: str | None = None, n
         system=system, temperature=temperature, max_tokens=max_tokens, seed=seed,
         file_path=file, think=think, host=host, api=api, api_key_env=api_key_env,
         timeout=timeout, chunk_timeout=chunk_timeout, deadline=deadline, session=session,
-        new=new, json=json, schema=schema, remember=remember)
+        new=new, json=json, schema=schema, remember=remember, tools=tools, approve=approve,
+        max_tool_rounds=max_tool_rounds)
     return ask(req, display=display)

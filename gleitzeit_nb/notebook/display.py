@@ -77,6 +77,7 @@ class ReplyDisplay:
         self.bytes_sent = 0  # UTF-8 bytes of the bundles in them
         self._parts: list[str] = []
         self._thinking: list[str] = []
+        self._tools: list[tuple[int, Any]] = []  # (position in the text, ToolRun)
         self._chars = self._thinking_chars = 0
         self._handle: Any = None
         self._started = self._last_tick = time.monotonic()
@@ -128,6 +129,40 @@ class ReplyDisplay:
         elif self.mode == "terminal":
             self._write(content, thinking)
 
+    def add_tool(self, run: Any) -> None:
+        """A tool call made at this point of the reply (shown as a collapsed block)."""
+        self._tools.append((self._chars, run))
+        self.update_tool(run)
+
+    def update_tool(self, run: Any) -> None:
+        """Show the call's new state (running, its result, an error) now."""
+        if self.mode == "live":
+            self._render("streaming")
+        elif self.mode == "terminal" and run.status not in ("pending", "running"):
+            from ..app.tool_render import tool_block
+
+            term = self._term
+            lead = "" if term["eol"] else "\n"
+            block = tool_block(run)[1]
+            sys.stdout.write(lead + (f"\x1b[2m{block}\x1b[0m\n" if term["tty"] else block + "\n"))
+            sys.stdout.flush()
+            term["eol"] = True
+
+    async def approve(self, run: Any) -> bool:
+        """Ask the person watching whether ``run`` may run: buttons in a live notebook, a
+        prompt in a terminal; a headless run (final mode) has nobody to ask: refused."""
+        if self.mode == "live":
+            from .approval import ask_in_notebook
+
+            self._render("streaming")
+            return await ask_in_notebook(run.name, run.arguments, call_id=run.id)
+        if self.mode == "terminal" and getattr(sys.stdin, "isatty", lambda: False)():
+            answer = input(f"Run {run.name}({run.arguments_text()})? [y/N] ")
+            return answer.strip().lower() in ("y", "yes")
+        run.error = ("refused: nobody can approve it here (a headless run); set "
+                     "approve='never' or a function to decide")
+        return False
+
     def finish(self, *, stats: Mapping[str, Any] | None = None, status: str = "done", note: str = "") -> None:
         """Show the final state now (once); ``status`` as in :func:`.render.reply_bundle`."""
         if self._finished:
@@ -135,7 +170,7 @@ class ReplyDisplay:
         self._finished = True
         if self.mode == "terminal":
             self._write_footer(stats, status, note)
-        elif self._chars or self._thinking_chars or status != "error":
+        elif self._chars or self._thinking_chars or self._tools or status != "error":
             self._render(status, stats, note)
         elif self._handle is not None:  # an error before any text: the cell's error says it all
             self._show({"text/plain": ""})
@@ -143,7 +178,7 @@ class ReplyDisplay:
     # -- notebook ----------------------------------------------------------------------------
     def _render(self, status: str, stats: Mapping[str, Any] | None = None, note: str = "") -> None:
         self._show(reply_bundle(self.text, self.thinking, model=self.model, stats=stats, status=status,
-                                show_stats=self.show_stats, note=note))
+                                show_stats=self.show_stats, note=note, tools=self._tools))
         self._dirty = False
         size = self._chars + min(self._thinking_chars, THINKING_TAIL)
         self._next_render = time.monotonic() + max(self.min_interval, size / CHARS_PER_SECOND)

@@ -161,22 +161,27 @@ class Replayer:
     def save(self, key: str, *, text: str, status: str, thinking: str = "",
              stats: Mapping[str, Any] | None = None, model: str = "",
              done_reason: str | None = None, model_digest: str | None = None,
-             request: dict[str, Any] | None = None) -> bool:
+             request: dict[str, Any] | None = None,
+             tool_calls: Iterable[Mapping[str, Any]] = (),
+             tool_results: Iterable[Mapping[str, Any]] = ()) -> bool:
         """Record a live reply in "record"/"auto" mode; True if it was stored.
 
         Only finished, non-empty replies are stored: anything else (an interrupted or stopped
-        reply, an empty text) returns False. Call it after the reply is known good (e.g. after
+        reply, an empty text without tool calls) returns False. A round of a tool conversation
+        stores the model's ``tool_calls`` and the ``tool_results`` they got. Call it after the reply is known good (e.g. after
         structured output parsed), so an error is never replayed. ``request`` defaults to the
         canonical request remembered by ``key()``.
         """
         if self.mode not in ("record", "auto"):
             return False
-        if status != "done" or not isinstance(text, str) or not text.strip():
+        calls = tuple(dict(c) for c in tool_calls)
+        if status != "done" or not isinstance(text, str) or not (text.strip() or calls):
             return False
         stats = dict(stats or {})
         rec = Recording(text=text, thinking=thinking or "", stats=stats,
                         done_reason=done_reason or stats.get("finish_reason"), model=model,
-                        model_digest=model_digest)
+                        model_digest=model_digest, tool_calls=calls,
+                        tool_results=tuple(dict(r) for r in tool_results))
         pending = self._forget(key)
         self.store.put(key, rec, status=status, request=request if request is not None else pending)
         self.used.add(key)

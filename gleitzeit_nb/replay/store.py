@@ -63,6 +63,10 @@ class Recording:
     model: str = ""
     model_digest: str | None = None
     created: str = ""  # ISO-8601 UTC, set by the store when empty
+    #: a round of a tool conversation: the calls the model made (neutral dicts: id, name,
+    #: arguments) and the results they got when recorded (id, name, result)
+    tool_calls: tuple[dict[str, Any], ...] = ()
+    tool_results: tuple[dict[str, Any], ...] = ()
 
 
 class ReplayStore:
@@ -86,7 +90,9 @@ class ReplayStore:
         return Recording(text=reply["text"], thinking=reply.get("thinking") or "",
                          stats=doc.get("stats") or {}, done_reason=doc.get("done_reason"),
                          model=doc.get("model") or "", model_digest=doc.get("model_digest"),
-                         created=doc.get("created") or "")
+                         created=doc.get("created") or "",
+                         tool_calls=tuple(reply.get("tool_calls") or ()),
+                         tool_results=tuple(doc.get("tool_results") or ()))
 
     def request(self, key: str) -> dict[str, Any] | None:
         """The canonical request stored with ``key`` (for debugging a miss), or None."""
@@ -274,12 +280,15 @@ def _document(key: str, rec: Recording, request: dict[str, Any] | None, now: str
               ) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "key": key, "reply": {"text": rec.text, "thinking": rec.thinking or ""},
+        "tool_results": list(rec.tool_results) or None,
         "stats": dict(rec.stats or {}), "model": rec.model or "", "created": rec.created or now,
         "done_reason": rec.done_reason, "model_digest": rec.model_digest, "request": request}
+    if rec.tool_calls:
+        doc["reply"]["tool_calls"] = list(rec.tool_calls)
     return {k: v for k, v in doc.items() if v is not None}
 
 
-_ANSWER_FIELDS = ("reply", "model", "done_reason", "model_digest", "request")
+_ANSWER_FIELDS = ("reply", "model", "done_reason", "model_digest", "request", "tool_results")
 
 
 def _same_answer(old: dict[str, Any], new: dict[str, Any]) -> bool:
@@ -294,7 +303,7 @@ def _check(key: Any, rec: Any, status: Any) -> None:
         raise TypeError(f"expected a Recording, not {type(rec).__name__}")
     if status != "done":
         raise ValueError(f"only finished replies are recorded; this one is {status!r}")
-    if not isinstance(rec.text, str) or not rec.text.strip():
+    if not isinstance(rec.text, str) or not (rec.text.strip() or rec.tool_calls):
         raise ValueError("an empty reply is not recorded")
 
 
