@@ -100,9 +100,9 @@ async def converse(req: Any, backend: BackendProvider, request: ChatRequest, dis
                     _skip(round_runs, req.max_tool_rounds, display, steps)
                     totals["finish_reason"] = "max_tool_rounds"
                     break
-                recorded = {r.get("id"): r.get("result") for r in (hit.tool_results if hit else ())}
+                recorded = {r.get("id"): r for r in (hit.tool_results if hit else ())}
                 for run, call in zip(round_runs, calls):
-                    run.recorded = recorded.get(run.id)
+                    run.recorded = recorded.get(run.id, {}).get("result")
                     display.add_tool(run)
                     try:
                         await execute(run, tools, approve=approve,
@@ -111,13 +111,14 @@ async def converse(req: Any, backend: BackendProvider, request: ChatRequest, dis
                         display.update_tool(run)
                     steps.append(run.message())
                 if hit is not None:
+                    for run in round_runs:  # shown as recorded, so a replayed report is stable
+                        run.seconds = recorded.get(run.id, {}).get("seconds", run.seconds)
                     _check_unchanged(round_runs, replayer, model, req.prompt)
                 elif key is not None:
                     replayer.save(key, text=text, thinking=thinking, stats=stats,
                                   model=stream.model, status="done", request=canonical,
                                   tool_calls=[r.call_dict() for r in round_runs],
-                                  tool_results=[{"id": r.id, "name": r.name, "result": r.result}
-                                                for r in round_runs])
+                                  tool_results=[_recorded(r) for r in round_runs])
                 request.messages = [*request.messages, assistant,
                                     *(r.message() for r in round_runs)]
     except (KeyboardInterrupt, asyncio.CancelledError):
@@ -192,6 +193,13 @@ def _check_unchanged(runs: list[ToolRun], replayer: Any, model: str, prompt: str
     if replayer.mode == "replay":
         raise error
     warnings.warn(error.message + " The rest of this conversation runs live.", stacklevel=2)
+
+
+def _recorded(run: ToolRun) -> dict[str, Any]:
+    out = {"id": run.id, "name": run.name, "result": run.result, "status": run.status}
+    if run.seconds is not None:
+        out["seconds"] = round(run.seconds, 3)
+    return out
 
 
 def _add_stats(totals: dict[str, Any], stats: dict[str, Any]) -> None:
