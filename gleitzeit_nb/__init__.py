@@ -47,6 +47,8 @@ _LAZY = {
     "ChatPanel": "gleitzeit_nb.widgets",
     "VisionPanel": "gleitzeit_nb.widgets",
     "embed": "gleitzeit_nb.batch",
+    "usage": "gleitzeit_nb.app.usage",
+    "Session": "gleitzeit_nb.app.sessions",
 }
 
 __all__ = [*_LAZY, "load_ipython_extension", "__version__"]

@@ -57,6 +57,8 @@ def export_html(nb: Any) -> str:
 
     from nbconvert import HTMLExporter
 
+    from .app.safe_html import safe_html
+
     nb = copy.deepcopy(nb)
     for cell in nb.cells:
         for output in cell.get("outputs", []):
@@ -65,22 +67,6 @@ def export_html(nb: Any) -> str:
                 data["text/html"] = safe_html(data["text/markdown"])
     html, _ = HTMLExporter().from_notebook_node(nb)
     return html
-
-
-_TAGS = ["a", "b", "blockquote", "br", "code", "del", "details", "div", "em", "h1", "h2", "h3",
-         "h4", "h5", "h6", "hr", "i", "li", "ol", "p", "pre", "s", "span", "strong", "sub",
-         "summary", "sup", "table", "tbody", "td", "th", "thead", "tr", "ul"]
-_ATTRIBUTES = {"a": ["href", "title"], "code": ["class"], "span": ["class"], "div": ["class"],
-               "td": ["align"], "th": ["align"], "details": ["open"]}
-
-
-def safe_html(markdown: str) -> str:
-    """Markdown rendered as nbconvert does, then only harmless tags and attributes kept."""
-    import bleach
-    from nbconvert.filters.markdown import markdown2html
-
-    return bleach.clean(markdown2html(markdown), tags=_TAGS, attributes=_ATTRIBUTES,
-                        protocols=["http", "https", "mailto"])  # others shown as text
 
 
 def main(argv: list[str] | None = None) -> int:

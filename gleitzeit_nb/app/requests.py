@@ -7,6 +7,7 @@ caller passes the display (an object with start/add/tick/finish and ``text``) th
 from __future__ import annotations
 
 import asyncio
+import time
 import warnings
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -25,6 +26,7 @@ from .replies import Reply
 from .settings import SETTINGS
 from .structured import format_for, parse_reply
 from .tool_runs import APPROVAL_MODES, Approver
+from .usage import USAGE
 
 #: Request options that go to the model: the llm/v1 chat parameters besides the conversation.
 GENERATION_KEYS = tuple(k for k in LLM_PROTOCOL_V1["methods"]["chat"]["parameters"]
@@ -141,6 +143,8 @@ async def ask_async(req: Request, display: Any = None, conn: Connections = CONNE
         canonical = replay.chat_request_key(backend.kind, request)
         key, hit = replayer.find(canonical)
         if hit is not None:
+            USAGE.add(model=request.model, server=backend.base_url, stats=hit.stats,
+                      replayed=True)
             return _finish(req, session, user, model, _replayed(hit, model, display))
     if req.images and req.model:
         await _warn_if_blind(conn, backend, model)
@@ -186,6 +190,7 @@ async def stream_round(backend: BackendProvider, request: Any, display: Any, *,
     thinking, tool calls, usage). On a failure the display is finished as interrupted or error
     and the exception goes on (a deadline becomes ``ProviderTimeoutError`` with the text)."""
     stream = backend.stream_chat(request)
+    started = time.perf_counter()
     try:
         async with asyncio.timeout(deadline):
             await stream
@@ -209,6 +214,8 @@ async def stream_round(backend: BackendProvider, request: Any, display: Any, *,
         raise
     finally:
         await stream.aclose()
+        USAGE.add(model=request.model, server=backend.base_url, stats=stream.usage.as_dict(),
+                  seconds=time.perf_counter() - started)
     return stream
 
 
@@ -234,7 +241,8 @@ async def _tick(display: Any) -> None:
 
 def _finish(req: Request, session: Any, user: dict[str, Any], model: str, reply: Reply) -> Reply:
     if req.remember:
-        session.add_turn(user, reply.text, model=model)
+        session.add_turn(user, reply.text, model=model, stats=reply.stats,
+                         thinking=reply.thinking, status=reply.status)
     if req.json or req.schema is not None:
         reply.value = parse_reply(reply.text, req.schema,
                                   done_reason=reply.stats.get("finish_reason"))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 DEFAULT_SESSION = "default"
@@ -20,9 +22,12 @@ class ChatSession:
     messages: list[dict[str, Any]] = field(default_factory=list)
 
     def add_turn(self, user: dict[str, Any], reply_text: str, *, interrupted: bool = False,
-                 model: str | None = None, steps: list[dict[str, Any]] = ()) -> None:
+                 model: str | None = None, steps: list[dict[str, Any]] = (),
+                 stats: dict[str, Any] | None = None, thinking: str = "",
+                 status: str = "") -> None:
         """The user's message, the tool transcript (``steps``: assistant messages with
-        ``tool_calls`` and the ``tool`` results) and the reply."""
+        ``tool_calls`` and the ``tool`` results) and the reply, with its model, usage
+        (``stats``), thinking and status kept beside it for exports (never sent)."""
         self.messages.append(user)
         self.messages.extend(steps)
         turn: dict[str, Any] = {"role": "assistant", "content": reply_text}
@@ -30,6 +35,12 @@ class ChatSession:
             turn["interrupted"] = True
         if model:
             turn["model"] = model
+        if stats:
+            turn["stats"] = dict(stats)
+        if thinking:
+            turn["thinking"] = thinking
+        if status and status != "done":
+            turn["status"] = status
         self.messages.append(turn)
 
     def request_messages(self) -> list[dict[str, Any]]:
@@ -40,8 +51,30 @@ class ChatSession:
     def reset(self) -> None:
         self.messages.clear()
 
+    def export(self, path: str | os.PathLike[str]) -> Path:
+        """Write the conversation to ``path``: ``.md``, ``.html`` (self-contained, sanitised)
+        or ``.json`` (loads back with :meth:`load`). Returns the path written."""
+        from .session_io import export_session
+
+        return export_session(self, Path(path))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], *, name: str | None = None) -> "ChatSession":
+        """A session from a ``.json`` export, registered under its name (or ``name``) so
+        ``%%llm -s NAME`` and ``chat(session=NAME)`` continue it."""
+        from .connections import CONNECTIONS
+        from .session_io import load_session
+
+        session = load_session(Path(path), name=name)
+        CONNECTIONS.sessions.put(session)
+        return session
+
     def __len__(self) -> int:
         return len(self.messages)
+
+
+#: The public name (``gleitzeit_nb.Session.load(path)``).
+Session = ChatSession
 
 
 class SessionStore:
@@ -58,3 +91,7 @@ class SessionStore:
 
     def reset(self, name: str | None = None) -> None:
         self.get(name).reset()
+
+    def put(self, session: ChatSession) -> None:
+        """Register ``session`` under its name (replacing one of the same name)."""
+        self._sessions[session.name] = session

@@ -24,6 +24,7 @@ from ..replay.errors import ReplayMissError, record_hint
 from .connections import Connections
 from .replies import Reply
 from .tool_runs import ToolRun, execute
+from .usage import USAGE
 
 __all__ = ["converse", "ToolResultChangedError"]
 
@@ -73,6 +74,8 @@ async def converse(req: Any, backend: BackendProvider, request: ChatRequest, dis
                     canonical = replay.chat_request_key(backend.kind, request)
                     key, hit = replayer.find(canonical)
                 if hit is not None:
+                    USAGE.add(model=request.model, server=backend.base_url, stats=hit.stats,
+                              replayed=True)
                     text, thinking, stats = hit.text, hit.thinking, dict(hit.stats)
                     calls = [ToolCall.of(c) for c in hit.tool_calls]
                     display.add(text, thinking)
@@ -138,7 +141,8 @@ async def converse(req: Any, backend: BackendProvider, request: ChatRequest, dis
     reply = Reply(text, thinking=thinking, stats=totals, model=model, status=status,
                   tool_calls=runs)
     if req.remember:
-        session.add_turn(user, text, model=model, steps=steps)
+        session.add_turn(user, text, model=model, steps=steps, stats=totals, thinking=thinking,
+                         status=status)
     return reply
 
 

@@ -113,6 +113,33 @@ class LLMMagics(Magics, LLMSettingsTraits):
         return history_view(self.conn.sessions.get(line.strip() or None))
 
     @line_magic
+    def llm_export(self, line: str) -> Any:
+        """Save a conversation: ``%llm_export [SESSION] PATH`` with PATH ending in .md, .html
+        (self-contained, sanitised) or .json (``gleitzeit_nb.Session.load(PATH)`` continues
+        it). Each turn has its model and stats; thinking is collapsed, images are thumbnails,
+        interrupted turns are marked."""
+        words = line.split()
+        if len(words) not in (1, 2):
+            raise UsageError("Use %llm_export [SESSION] PATH (PATH ends in .md, .html or .json).")
+        session = self.conn.sessions.get(words[0] if len(words) == 2 else None)
+        path = session.export(words[-1])
+        return f"{session.name}: {len(session)} messages written to {path}"
+
+    @line_magic
+    def llm_usage(self, line: str) -> Any:
+        """Requests, input and output tokens and time per model and server in this kernel,
+        replayed calls counted apart (``gleitzeit_nb.usage()`` gives it as a DataFrame);
+        ``%llm_usage --reset`` starts counting afresh."""
+        from ..app.usage import USAGE, UsageView
+
+        if line.strip() == "--reset":
+            USAGE.reset()
+            return None
+        if line.strip():
+            raise UsageError("Use %llm_usage or %llm_usage --reset.")
+        return UsageView(USAGE.rows())
+
+    @line_magic
     def llm_models(self, line: str) -> Any:
         """The server's models: size, family, parameters, quantisation, capabilities, loaded."""
         from ..app import bridge

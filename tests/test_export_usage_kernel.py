@@ -1,0 +1,123 @@
+"""Exporting a conversation (.md, .html, .json and back) and %llm_usage, in a real kernel
+against the simulator."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+
+import pytest
+
+from .kernel import start_kernel
+
+SHARED_SIM = True
+
+
+@pytest.fixture(scope="module")
+def kernel(shared_sim):
+    k = start_kernel(shared_sim.url, "%load_ext gleitzeit_nb\nimport gleitzeit_nb",
+                     GLEITZEIT_DISPLAY="final")
+    yield k
+    k.shutdown()
+
+
+@pytest.fixture(autouse=True)
+def fresh(kernel):
+    kernel.run("%llm_reset\n%llm_reset pics\n%llm_usage --reset\n"
+               "%config LLMMagics.model = 'qwen3:latest'\n%config LLMMagics.replay = 'off'")
+
+
+def chats(sim):
+    return [r for r in sim.requests if r.path == "/api/chat"]
+
+
+def converse(kernel, sim, tmp_path):
+    """A conversation with thinking, model HTML, an image and an interrupted turn."""
+    sim.reply_with("<b>bold</b><script>alert(1)</script> and **markdown**",
+                   thinking="Let me think about <i>this</i>.")
+    assert kernel.run("%%llm --think\nFirst question").status == "ok"
+    img = tmp_path / "dot.png"
+    kernel.run(f"from PIL import Image\nImage.new('RGB', (64, 48), 'red').save(r'{img}')")
+    assert kernel.run(f"%vision -s default -m llava:latest {img} What colour?").status == "ok"
+    sim.token_delay = 0.05
+    # (llava: the history now holds an image, which a text-only model refuses)
+    msg_id = kernel.kc.execute("%%llm -m llava:latest\nA long one [[tokens=200]]")
+    deadline = time.monotonic() + 10
+    while len(chats(sim)) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.4)
+    kernel.interrupt()
+    ex = kernel.collect(msg_id)
+    assert ex.status == "error", ex.msgs
+    assert ex.error["ename"] == "KeyboardInterrupt"
+    sim.token_delay = 0.0
+
+
+def test_export_md_html_json_and_load_back(kernel, sim, tmp_path):
+    converse(kernel, sim, tmp_path)
+    for ext in ("md", "html", "json"):
+        ex = kernel.run(f"%llm_export default {tmp_path}/chat.{ext}")
+        assert ex.status == "ok", ex.error
+        assert f"written to {tmp_path}/chat.{ext}" in ex.text()
+    md = (tmp_path / "chat.md").read_text()
+    assert "**qwen3:latest**" in md and "simulator" in md  # each turn's model and stats
+    assert "<details><summary>Thinking" in md  # collapsed
+    assert "&lt;script>" in md and "<script>" not in md
+    assert md.count("data:image/jpeg;base64,") == 1  # the image, as a thumbnail
+    assert "interrupted — partial reply" in md
+    page = (tmp_path / "chat.html").read_text()
+    assert page.startswith("<!DOCTYPE html>") and "<script" not in page.lower()
+    assert "<strong>markdown</strong>" in page  # rendered, and sanitised
+    assert "&lt;b&gt;bold&lt;/b&gt;" in page
+    assert re.search(r'<img class="thumb" src="data:image/jpeg;base64,[A-Za-z0-9+/=]+"', page)
+    assert "<link" not in page and 'src="http' not in page
+    doc = json.loads((tmp_path / "chat.json").read_text())
+    assert doc["format"] == "gleitzeit_nb.session"
+    roles = [m["role"] for m in doc["messages"]]
+    assert roles == ["user", "assistant"] * 3
+    assert doc["messages"][-1]["interrupted"] is True
+    # load back under another name and continue: the next turn carries the history
+    ex = kernel.run(f"s = gleitzeit_nb.Session.load(r'{tmp_path}/chat.json', name='again')\n"
+                    "%llm -s again -m llava:latest And now?")
+    assert ex.status == "ok", ex.error
+    sent = chats(sim)[-1].body["messages"]
+    assert [m["role"] for m in sent] == ["user", "assistant"] * 3 + ["user"]
+    assert sent[0]["content"] == "First question"
+    assert sent[2].get("images")  # the image went along
+
+
+def test_export_errors_say_what_to_do(kernel, tmp_path):
+    ex = kernel.run(f"%llm_export {tmp_path}/chat.pdf")
+    assert ex.status == "error" and "use a path ending in .md, .html or .json" in \
+        "".join(ex.error["traceback"])
+    (tmp_path / "x.json").write_text("{}")
+    ex = kernel.run(f"gleitzeit_nb.Session.load(r'{tmp_path}/x.json')")
+    assert "is not a gleitzeit_nb session export" in "".join(ex.error["traceback"])
+
+
+def test_usage_counts_match_the_requests(kernel, sim, tmp_path):
+    for i in range(3):
+        assert kernel.run(f"%llm -m qwen3:latest question {i}").status == "ok"
+    assert kernel.run("%llm -m llama3.2:latest other").status == "ok"
+    rows = kernel.value("gleitzeit_nb.usage().to_dict('records')")
+    by_model = {r["model"]: r for r in rows}
+    assert by_model["qwen3:latest"]["requests"] == 3 and by_model["llama3.2:latest"]["requests"] == 1
+    sent = chats(sim)
+    assert len(sent) == 4
+    # output tokens as the server reported them
+    assert by_model["qwen3:latest"]["output_tokens"] > 0
+    assert all(r["source"] == "live" and r["server"] == sim.url for r in rows)
+    # replayed calls are counted apart
+    store = tmp_path / "store"
+    kernel.run(f"%config LLMMagics.store = '{store}'\n%config LLMMagics.replay = 'record'\n%llm_reset\n"
+               "%llm -m qwen3:latest recorded\n%config LLMMagics.replay = 'replay'\n"
+               "%llm_reset\n%llm -m qwen3:latest recorded")
+    kernel.run("%config LLMMagics.replay = 'off'")
+    rows = kernel.value("gleitzeit_nb.usage().to_dict('records')")
+    replayed = [r for r in rows if r["source"] == "replayed"]
+    assert len(replayed) == 1 and replayed[0]["requests"] == 1 and replayed[0]["seconds"] == 0
+    live_qwen = [r for r in rows if r["source"] == "live" and r["model"] == "qwen3:latest"]
+    assert live_qwen[0]["requests"] == 4
+    shown = kernel.run("%llm_usage").text("text/markdown")
+    assert "| qwen3:latest |" in shown and "replayed" in shown and "5 live requests" in shown
