@@ -1,4 +1,4 @@
-"""Widget panels for notebooks: a streaming chat panel and a vision panel (ipywidgets 8).
+"""Widgets for notebooks: chat panel, vision panel, tool-call approval (ipywidgets 8).
 
 Imported lazily so that ``%load_ext gleitzeit_nb`` does not pull in ipywidgets.
 """
@@ -10,6 +10,8 @@ from .._lazy import lazy_getattr
 _LAZY = {
     "ChatPanel": "gleitzeit_nb.widgets.chat_panel",
     "VisionPanel": "gleitzeit_nb.widgets.vision_panel",
+    "ask_in_notebook": "gleitzeit_nb.widgets.approval",
+    "can_ask_in_notebook": "gleitzeit_nb.widgets.approval",
 }
 
 __all__ = list(_LAZY)
