@@ -12,7 +12,7 @@ pytestmark = BROWSER_MARKS
 
 CELLS = [
     "from gleitzeit_nb.app import bridge\n"
-    "from gleitzeit_nb.widgets.approval import ask_in_notebook, can_ask_in_notebook\n"
+    "from gleitzeit_nb.notebook.approval import ask_in_notebook, can_ask_in_notebook\n"
     "print('can ask:', can_ask_in_notebook())",
     "r = bridge.run(ask_in_notebook('search', {'q': '<b>x</b><script>alert(1)</script>'},"
     " call_id='call-1'))\nprint('ANSWER', r)",

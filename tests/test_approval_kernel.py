@@ -13,7 +13,7 @@ from .kernel import Kernel
 SETUP = ("import asyncio, ipywidgets as w\n"
          "from gleitzeit_nb.app import bridge\n"
          "from gleitzeit_nb.notebook import comms\n"
-         "from gleitzeit_nb.widgets.approval import ask_in_notebook, can_ask_in_notebook\n")
+         "from gleitzeit_nb.notebook.approval import ask_in_notebook, can_ask_in_notebook\n")
 HOSTILE = {"q": "<b>x</b><script>alert(1)</script>", "n": 3}
 
 
@@ -240,7 +240,7 @@ def test_can_ask_only_where_someone_watches(kernel):
 
 
 async def test_outside_a_kernel_it_says_so():
-    from gleitzeit_nb.widgets.approval import ask_in_notebook, can_ask_in_notebook
+    from gleitzeit_nb.notebook.approval import ask_in_notebook, can_ask_in_notebook
 
     assert can_ask_in_notebook() is False
     with pytest.raises(RuntimeError, match="Jupyter kernel"):

@@ -152,15 +152,16 @@ class ReplyDisplay:
         """Ask the person watching whether ``run`` may run: buttons in a live notebook, a
         prompt in a terminal; a headless run (final mode) has nobody to ask: refused."""
         if self.mode == "live":
-            from .approval import ask_in_notebook
+            from .approval import ask_in_notebook, can_ask_in_notebook
 
-            self._render("streaming")
-            return await ask_in_notebook(run.name, run.arguments, call_id=run.id)
+            if can_ask_in_notebook():
+                self._render("streaming")
+                return await ask_in_notebook(run.name, run.arguments, call_id=run.id)
         if self.mode == "terminal" and getattr(sys.stdin, "isatty", lambda: False)():
             answer = input(f"Run {run.name}({run.arguments_text()})? [y/N] ")
             return answer.strip().lower() in ("y", "yes")
-        run.error = ("refused: nobody can approve it here (a headless run); set "
-                     "approve='never' or a function to decide")
+        run.error = ("refused: nobody can approve it here (a headless run, or a kernel older "
+                     "than ipykernel 7); set approve='never' or a function to decide")
         return False
 
     def finish(self, *, stats: Mapping[str, Any] | None = None, status: str = "done", note: str = "") -> None:

@@ -10,8 +10,8 @@ from .._lazy import lazy_getattr
 _LAZY = {
     "ChatPanel": "gleitzeit_nb.widgets.chat_panel",
     "VisionPanel": "gleitzeit_nb.widgets.vision_panel",
-    "ask_in_notebook": "gleitzeit_nb.widgets.approval",
-    "can_ask_in_notebook": "gleitzeit_nb.widgets.approval",
+    "ask_in_notebook": "gleitzeit_nb.notebook.approval",
+    "can_ask_in_notebook": "gleitzeit_nb.notebook.approval",
 }
 
 __all__ = list(_LAZY)

@@ -2,7 +2,7 @@
 
 ``await ask_in_notebook(name, arguments)`` shows the call and returns the decision. It works
 from a running cell (``bridge.run`` in a magic, or a cell that awaits) as well as from a
-panel's background task: while it waits, :mod:`..notebook.comms` lets the click reach the
+panel's background task: while it waits, :mod:`.comms` lets the click reach the
 kernel, and cells queued meanwhile still run after the asking cell, in order.
 
 Headless runs (nbclient, nbval, papermill) have nobody to click: callers check
@@ -17,8 +17,8 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ..notebook import comms
-from ..notebook.display import resolve_mode
+from . import comms
+from .display import resolve_mode
 
 __all__ = ["ApprovalBox", "ask_in_notebook", "can_ask_in_notebook"]
 
