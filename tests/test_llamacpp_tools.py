@@ -152,3 +152,37 @@ def test_without_jinja_tools_are_an_error(llama_installed):
         assert r.json()["error"]["message"] == "tools param requires --jinja flag"
         history = ASK + ANSWERED
         assert raw(server, history)["message"]["content"]  # a history with calls needs no jinja
+
+
+def get_rows(n: int) -> str:
+    """The first rows of the table"""
+    return "\n".join(ROWS.splitlines()[: n + 1])
+
+
+def test_the_kits_tool_loop_matches_a_raw_two_request_conversation(llama_tools):
+    """chat(tools=[get_rows]) on the real server: the model calls get_rows(n=3), the kit runs
+    it and sends the result, and the final text equals that of the same conversation made by
+    hand (greedy decoding)."""
+    import gleitzeit_nb
+    from gleitzeit_nb.app.connections import CONNECTIONS
+    from gleitzeit_nb.app.sessions import ChatSession
+    from gleitzeit_nb.core.tools import tool_from_function
+
+    assert tool_from_function(get_rows).to_schema() == GET_ROWS  # the same prompt as by hand
+    first = raw(llama_tools, ASK, tools=TOOLS)
+    [call] = first["message"]["tool_calls"]
+    by_hand = ASK + [{"role": "assistant", "content": first["message"].get("content") or "",
+                      "tool_calls": [call]},
+                     {"role": "tool", "tool_call_id": call["id"], "content": get_rows(3)}]
+    expected = raw(llama_tools, by_hand, tools=TOOLS)
+    assert expected["finish_reason"] == "stop"
+
+    CONNECTIONS.sessions.put(ChatSession("llama-tools", [dict(m) for m in EXAMPLES]))
+    reply = gleitzeit_nb.chat("Call get_rows with n=3.", tools=[get_rows], session="llama-tools",
+                              host=llama_tools.v1, model=MODEL, temperature=0, seed=1,
+                              max_tokens=60)
+    [run] = reply.tool_calls
+    assert (run.name, run.arguments, run.status, run.id) == ("get_rows", {"n": 3}, "ok", "call_1_1")
+    assert run.result == "id,name\n1,Ada\n2,Bob\n3,Cy"
+    assert str(reply) == expected["message"]["content"]
+    assert reply.stats["rounds"] == 2

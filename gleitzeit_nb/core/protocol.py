@@ -193,7 +193,9 @@ def _check_messages(messages: Any) -> None:
                 f"messages[{i}] has role {role!r}; use one of: {', '.join(_ROLES)}.",
                 param="messages",
             )
-        if not isinstance(msg.get("content"), str):
+        content = msg.get("content")
+        # (an assistant message that only calls tools may have no text, as in OpenAI's API)
+        if not isinstance(content, str) and not (content is None and msg.get("tool_calls")):
             raise InvalidParamsError(
                 f"messages[{i}] needs 'content' as a string, got {type(msg.get('content')).__name__}.",
                 param="messages",

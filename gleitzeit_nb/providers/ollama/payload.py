@@ -58,6 +58,7 @@ def to_message(message: dict[str, Any]) -> dict[str, Any]:
     out = {k: v for k, v in message.items() if k != "tool_call_id"}
     if calls:
         out["tool_calls"] = [_call(ToolCall.of(c)) for c in calls]
+        out["content"] = out.get("content") or ""  # (OpenAI-style histories may hold None)
     return out
 
 
