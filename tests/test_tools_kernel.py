@@ -195,3 +195,32 @@ def test_replay_offline_reproduces_the_transcript(kernel, sim, host, tmp_path):
     text = "".join(changed.error["traceback"])
     assert "tool 'get_rows' (n=2) returned a different result" in text
     assert "other data" in text
+
+
+def test_parallel_calls_in_one_turn_all_run_with_stable_ids(kernel, sim, host):
+    sim.script_tools([{"name": "get_rows", "arguments": {"n": 1}},
+                      {"name": "get_rows", "arguments": {"n": 2}}], then="Both: {results}")
+    ex = kernel.run(f"%%llm --tools get_rows --host {host}\nTwo looks.")
+    assert ex.status == "ok", ex.error
+    results = tool_messages(chats(sim)[-1])
+    assert [m["content"] for m in results] == ["city,temp\nParis,21",
+                                               "city,temp\nParis,21\nOslo,12"]
+    if host.endswith("/v1"):
+        assert [m["tool_call_id"] for m in results] == ["call_1_1", "call_1_2"]
+    md = markdown(ex)["text/markdown"]
+    assert md.index("get_rows(n=1)") < md.index("get_rows(n=2)")
+
+
+def test_max_tool_rounds_ends_the_loop_and_says_so(kernel, sim, host):
+    sim.script_tools([{"name": "get_rows", "arguments": {"n": 1}}], then="done", rounds=5)
+    ex = kernel.run(f"%%llm --tools get_rows --max-tool-rounds 2 --host {host} -o r\nLoop.")
+    assert ex.status == "ok", ex.error
+    assert len(chats(sim)) == 3  # two rounds of calls run, the third round's call is not
+    out = markdown(ex)
+    assert "tool round limit (raise max_tool_rounds)" in out["text/plain"]
+    assert kernel.value("[c.status for c in r.tool_calls]") == ["ok", "ok", "skipped"]
+    # the history stays valid: every call has its result
+    sim.clear_tool_scripts()
+    assert kernel.run(f"%llm --host {host} and now?").status == "ok"
+    roles = [m["role"] for m in chats(sim)[-1]["messages"]]
+    assert roles == ["user"] + ["assistant", "tool"] * 3 + ["assistant", "user"]
