@@ -90,8 +90,13 @@ class Kernel:
             ex.msgs.append(msg)
             if on_msg is not None:
                 on_msg(msg, ex)
-        ex.reply = self.kc.get_shell_msg(timeout=10)
-        return ex
+        # The reply to this request: under load, wait_for_ready may have sent several
+        # kernel_info requests, whose extra replies would otherwise pass for this one.
+        while True:
+            reply = self.kc.get_shell_msg(timeout=10)
+            if reply["parent_header"].get("msg_id") == msg_id:
+                ex.reply = reply
+                return ex
 
     def value(self, expr: str) -> Any:
         """Evaluate ``expr`` in the kernel and return it, passed through JSON."""
