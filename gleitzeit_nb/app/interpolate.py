@@ -59,8 +59,12 @@ _CODE_NODES = (ast.Call, ast.BinOp, ast.Subscript, ast.Lambda, ast.ListComp, ast
                ast.DictComp, ast.GeneratorExp, ast.Starred, ast.NamedExpr)
 
 
-def interpolate(template: str, namespace: Mapping[str, Any]) -> str:
+def interpolate(template: str, namespace: Mapping[str, Any], *,
+                filled: list[tuple[int, int]] | None = None) -> str:
     """Replace the placeholders of ``template`` with values from ``namespace`` (see module doc).
+
+    ``filled``, if given, receives the ``(start, end)`` span in ``template`` of each placeholder
+    replaced.
 
     Raises ``InvalidParamsError`` (``param="prompt"``) for an undefined name, a failing attribute
     or index, a format spec that does not apply, or an expression that is more than a name.
@@ -103,6 +107,8 @@ def interpolate(template: str, namespace: Mapping[str, Any]) -> str:
         field = _FIELD.fullmatch(content)
         if field:
             out.append(_render(field, content, namespace))
+            if filled is not None:
+                filled.append((i, end + 1))
         elif _looks_like_code(content):
             raise _not_a_placeholder(content)
         else:

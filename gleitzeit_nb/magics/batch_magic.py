@@ -24,18 +24,26 @@ class _Parser(argparse.ArgumentParser):
 
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="%llm_batch", add_help=False)
-    p.add_argument("-m", "--model")
-    p.add_argument("-o", "--out")
-    p.add_argument("-c", "--concurrency", type=int)
-    p.add_argument("--schema")
-    p.add_argument("--on-error", choices=ON_ERROR, default="collect")
-    p.add_argument("--images", action="store_true")
-    p.add_argument("--system")
-    p.add_argument("-t", "--temperature", type=float)
-    p.add_argument("--max-tokens", type=int)
-    p.add_argument("--seed", type=int)
-    p.add_argument("--no-progress", action="store_true")
-    p.add_argument("--host")
+    p.add_argument("-m", "--model", help="model name (default: LLMMagics.model)")
+    p.add_argument("-o", "--out", metavar="VAR",
+                   help="store the result instead of showing it; after an interrupt or a "
+                        "stopping error VAR holds the rows finished so far")
+    p.add_argument("-c", "--concurrency", type=int, metavar="N",
+                   help="requests at once (default: the server's capacity)")
+    p.add_argument("--schema", metavar="VAR",
+                   help="a pydantic model class or JSON-schema dict: one column per field")
+    p.add_argument("--on-error", choices=ON_ERROR, default="collect",
+                   help="a failed row: kept as its error (collect), stops the batch (raise), "
+                        "or dropped (skip)")
+    p.add_argument("--images", action="store_true",
+                   help="SOURCE holds images (or is a glob); the template asks about each")
+    p.add_argument("--system", help="system prompt for every row")
+    p.add_argument("-t", "--temperature", type=float, help="sampling temperature, 0–2")
+    p.add_argument("--max-tokens", type=int, help="stop each reply after this many tokens")
+    p.add_argument("--seed", type=int, help="random seed")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--host", metavar="NAME_OR_URL",
+                   help="server: a name from %%llm_host or a URL (default: LLMMagics.host)")
     return p
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from argparse import ArgumentParser
 from typing import Any
 
 from IPython.core.error import UsageError
@@ -10,12 +11,13 @@ from IPython.core.magic import (Magics, line_cell_magic, line_magic, magics_clas
                                 no_var_expand)
 
 from ..app.connections import CONNECTIONS
-from ..app.interpolate import interpolate
+from ..app.code_braces import fill_prompt
 from ..app.requests import make_request
 from ..app.settings import SETTINGS
 from ..core.errors import LLMError, ProviderTimeoutError
 from ..notebook.chat import ask
 from . import options as opts
+from .help_text import documented
 from .settings_traits import SHARED as _SHARED, LLMSettingsTraits
 
 _LLM = opts.llm_parser()
@@ -23,6 +25,12 @@ _VISION = opts.vision_parser()
 _CHAT = opts.chat_parser()
 _HOST = opts.host_parser()
 _SERVER = opts.server_parser()
+
+
+def _batch_parser() -> ArgumentParser:
+    from .batch_magic import _PARSER  # with the batch runner: imported when first used
+
+    return _PARSER
 
 
 @magics_class
@@ -42,21 +50,23 @@ class LLMMagics(Magics, LLMSettingsTraits):
     # -- chat ----------------------------------------------------------------------------------
     @no_var_expand  # {name} is ours to fill (with {{ escapes), not IPython's to evaluate
     @line_cell_magic
+    @documented(_LLM)
     def llm(self, line: str, cell: str | None = None) -> None:
         """Chat: ``%%llm [options]`` with the prompt as the cell, or ``%llm [options] PROMPT``.
 
-        ``{name}`` in the prompt is replaced from the notebook (``{{`` for a literal brace).
-        Options: -m MODEL, -s SESSION, --new, --system TEXT, -t TEMP, --max-tokens N, --seed N,
-        --file PATH, --json, --schema VAR, --think [LEVEL], --tools F,G, --approve
-        never|always, --max-tool-rounds N, -o VAR. With ``--tools`` the model may call those
-        notebook functions; each call shows as a collapsed block and ``-o`` gets the answer
-        with the calls on ``.tool_calls``.
+        ``{name}`` in the prompt is replaced from the notebook (``{{`` for a literal brace;
+        ``--no-interpolate`` sends a prompt holding code as typed). With ``--tools`` the model
+        may call those notebook functions; each call shows as a collapsed block and ``-o`` gets
+        the answer with the calls on ``.tool_calls``.
         """
         args, text = opts.split_options(line, _LLM, self.shell.user_ns)
         if cell is not None and text:
             raise UsageError("With %%llm the prompt goes in the cell body; the first line takes "
                              "options only.")
-        prompt = interpolate(cell if cell is not None else text, self.shell.user_ns).strip()
+        where, first_line = ("%%llm", 2) if cell is not None else ("%llm", 1)
+        prompt = fill_prompt(cell if cell is not None else text, self.shell.user_ns,
+                             verbatim=args.no_interpolate, where=where,
+                             first_line=first_line).strip()
         if not prompt:
             raise UsageError("Nothing to ask: write a prompt after %llm, or in the %%llm cell.")
         schema = opts.namespace_value(args.schema, self.shell.user_ns, "--schema") \
@@ -78,8 +88,9 @@ class LLMMagics(Magics, LLMSettingsTraits):
         self._store(args.out, reply.value if (args.json or schema is not None) else reply)
 
     @line_magic
+    @documented(_SERVER)
     def llm_host(self, line: str) -> Any:
-        """Named servers: ``%llm_host add NAME URL [--api auto|ollama|openai] [--key-env VAR]``,
+        """Named servers: ``%llm_host add NAME URL [--api API] [--key-env VAR]``,
         then ``--host NAME`` on %%llm, %vision, %llm_chat, %llm_models, %llm_batch (or
         ``host="NAME"`` in chat(), batch(), embed()); ``%llm_host use NAME`` makes it the
         default; ``%llm_host`` lists them."""
@@ -140,6 +151,7 @@ class LLMMagics(Magics, LLMSettingsTraits):
         return UsageView(USAGE.rows())
 
     @line_magic
+    @documented(_HOST)
     def llm_models(self, line: str) -> Any:
         """The server's models: size, family, parameters, quantisation, capabilities, loaded."""
         from ..app import bridge
@@ -153,6 +165,7 @@ class LLMMagics(Magics, LLMSettingsTraits):
 
     @no_var_expand
     @line_cell_magic
+    @documented(_batch_parser)
     def llm_batch(self, line: str, cell: str | None = None) -> Any:
         """Run a prompt over every row of a notebook variable, as many at once as the server takes.
 
@@ -173,11 +186,7 @@ class LLMMagics(Magics, LLMSettingsTraits):
 
             %llm_batch --images "photos/*.jpg" -o captions Describe this photo in one line.
 
-        Options: -m MODEL, -o VAR (store the result instead of showing it; after an interrupt or
-        a stopping error VAR holds the rows finished so far), -c/--concurrency N (default: the
-        server's capacity), --schema VAR (pydantic class or JSON-schema dict: one column per
-        field), --on-error collect|raise|skip, --images, --system TEXT, -t TEMP, --max-tokens N,
-        --seed N, --no-progress. Host, model, timeout and display come from ``%config LLMMagics``.
+        What the line leaves out (host, model, timeout, display) comes from ``%config LLMMagics``.
         The result is that of ``gleitzeit_nb.batch``: a list, Series or DataFrame.
         """
         from .batch_magic import llm_batch_magic
@@ -205,11 +214,10 @@ class LLMMagics(Magics, LLMSettingsTraits):
         return llm_local_magic(self, line)
 
     @line_magic
+    @documented(_CHAT)
     def llm_chat(self, line: str) -> Any:
-        """A chat panel: ``%llm_chat [-m MODEL] [-s SESSION] [--system TEXT] [-t TEMP]``.
-
-        ``-s`` shares the conversation with ``%%llm -s SESSION``. Returns the panel: shown
-        as the cell's result, or kept with ``p = %llm_chat`` (then ``p`` shows it)."""
+        """A chat panel: ``%llm_chat [options]``. Returns the panel: shown as the cell's result,
+        or kept with ``p = %llm_chat`` (then ``p`` shows it)."""
         from ..widgets import ChatPanel
 
         args, rest = opts.split_options(line, _CHAT, self.shell.user_ns)
@@ -246,12 +254,13 @@ class LLMMagics(Magics, LLMSettingsTraits):
     # -- vision --------------------------------------------------------------------------------
     @no_var_expand
     @line_cell_magic
+    @documented(_VISION)
     def vision(self, line: str, cell: str | None = None) -> None:
-        """Ask about an image: ``%vision IMAGE [PROMPT]`` or ``%%vision IMAGE`` + prompt cell.
+        """Ask about an image: ``%vision [options] IMAGE [PROMPT]`` or ``%%vision [options] IMAGE``
+        with the prompt as the cell.
 
         IMAGE is a file path or a variable holding a PIL image, bytes, a NumPy array or a
-        matplotlib figure. Options: -m MODEL, -s SESSION, --max-edge PX, -t, --max-tokens,
-        --seed, -o VAR.
+        matplotlib figure. ``{name}`` in the prompt is replaced as in ``%%llm``.
         """
         from ..notebook.vision import prepare_and_show, resolve_image, split_image
 
@@ -260,8 +269,10 @@ class LLMMagics(Magics, LLMSettingsTraits):
         if image_ref.startswith("$") and image_ref[1:].isidentifier():
             image_ref = image_ref[1:]  # %vision $img …, as IPython would have read it
         if cell is not None:
-            prompt = (prompt + "\n" + cell).strip()
-        prompt = interpolate(prompt or "Describe this image.", self.shell.user_ns).strip()
+            prompt = prompt + "\n" + cell
+        prompt = fill_prompt(prompt, self.shell.user_ns, verbatim=args.no_interpolate,
+                             where="%%vision" if cell is not None else "%vision").strip() \
+            or "Describe this image."
         obj = resolve_image(image_ref, self.shell.user_ns)
         prepared = prepare_and_show(obj, max_edge=args.max_edge or SETTINGS.max_image_edge,
                                     mode=SETTINGS.display)

@@ -41,19 +41,23 @@ def _host(p: argparse.ArgumentParser) -> None:
                         "(default: LLMMagics.host)")
 
 
+def _verbatim(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-interpolate", action="store_true",
+                   help="send the prompt as typed: no {name} filling, {{ and }} kept (for code)")
+
+
 def host_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="%llm_models", add_help=False, description="The server's models.")
+    p = _Parser(prog="%llm_models", add_help=False)
     _host(p)
     return p
 
 
 def server_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="%llm_host", add_help=False,
-                description="Name a server: %llm_host add NAME URL [--api API] [--key-env VAR]; "
-                            "%llm_host (list); %llm_host use NAME (make it the default).")
-    p.add_argument("action", choices=["add", "use", "list"], nargs="?", default="list")
-    p.add_argument("name", nargs="?")
-    p.add_argument("url", nargs="?")
+    p = _Parser(prog="%llm_host", add_help=False)
+    p.add_argument("action", choices=["add", "use", "list"], nargs="?", default="list",
+                   help="add a server, use one as the default, or list them (the default)")
+    p.add_argument("name", nargs="?", help="the server's name, for --host NAME")
+    p.add_argument("url", nargs="?", help="its base URL (add)")
     p.add_argument("--api", choices=APIS, default="auto",
                    help="the server's API (auto: openai for a URL ending in /v1)")
     p.add_argument("--key-env", default="", metavar="VAR",
@@ -62,14 +66,14 @@ def server_parser() -> argparse.ArgumentParser:
 
 
 def llm_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="%%llm", add_help=False,
-                description="Chat with a local model; the cell (or the rest of the line) is the prompt.")
+    p = _Parser(prog="%%llm", add_help=False)
     p.add_argument("-m", "--model", help="model name (default: LLMMagics.model, else a loaded model)")
     p.add_argument("-s", "--session", help="conversation to continue (default: this notebook's)")
     p.add_argument("--new", action="store_true", help="start the session afresh")
     p.add_argument("--system", help="system prompt for this request")
     _sampling(p)
     p.add_argument("--file", help="a text file to put before the prompt")
+    _verbatim(p)
     p.add_argument("--json", action="store_true", help="ask for JSON; the result is the parsed object")
     p.add_argument("--schema", metavar="VAR",
                    help="a pydantic model class or JSON-schema dict in the notebook; the result is validated")
@@ -88,20 +92,20 @@ def llm_parser() -> argparse.ArgumentParser:
 
 
 def vision_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="%vision", add_help=False,
-                description="Ask a vision model about an image: %vision IMAGE [PROMPT].")
+    p = _Parser(prog="%vision", add_help=False)
     p.add_argument("-m", "--model", help="vision model (default: LLMMagics.vision_model, else one installed)")
     p.add_argument("-s", "--session", help="also keep the exchange in this chat session")
     p.add_argument("--max-edge", type=int, help="longest edge sent, in pixels (default: LLMMagics.max_image_edge)")
+    _verbatim(p)
     _sampling(p)
     _host(p)
     return p
 
 
 def chat_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="%llm_chat", add_help=False, description="Show a chat panel.")
+    p = _Parser(prog="%llm_chat", add_help=False)
     p.add_argument("-m", "--model", help="model (default: LLMMagics.model)")
-    p.add_argument("-s", "--session", help="conversation shared with %%llm -s SESSION")
+    p.add_argument("-s", "--session", help="conversation shared with %%%%llm -s SESSION")
     p.add_argument("--system", help="system prompt")
     p.add_argument("-t", "--temperature", type=float, help="sampling temperature, 0–2")
     _host(p)
