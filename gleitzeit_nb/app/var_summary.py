@@ -17,8 +17,8 @@ from typing import Any
 __all__ = ["names_in", "summarize", "variable_summaries"]
 
 MAX_VARIABLES = 15
-MAX_COLUMNS = 20
-_CHARS = 300
+_CHARS = 600
+_COLUMN_CHARS = 450  # of a DataFrame's "name (dtype)" list; the other columns are counted
 _IDENT = re.compile(r"[^\W\d]\w*")
 
 
@@ -63,10 +63,16 @@ def _describe(value: Any) -> str:
         return f"{type(value).__name__} of length {len(value):,}"
     if _is(value, "pandas", "DataFrame"):
         rows, cols = value.shape
-        dtypes = [f"{col} ({dtype})" for col, dtype in list(value.dtypes.items())[:MAX_COLUMNS]]
-        more = f", … {cols - MAX_COLUMNS} more" if cols > MAX_COLUMNS else ""
+        shown, size = [], 0
+        for col, dtype in value.dtypes.items():
+            entry = f"{_short(str(col), 40)} ({dtype})"
+            size += len(entry) + 2
+            if size > _COLUMN_CHARS:
+                break
+            shown.append(entry)
+        more = f", … {cols - len(shown)} more" if cols > len(shown) else ""
         return (f"pandas DataFrame, {rows:,} rows × {cols:,} columns; columns (dtype): "
-                f"{', '.join(dtypes)}{more}")
+                f"{', '.join(shown)}{more}")
     if _is(value, "pandas", "Series"):
         name = f" {value.name!r}" if value.name is not None else ""
         return f"pandas Series{name}, length {len(value):,}, dtype {value.dtype}"
