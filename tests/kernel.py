@@ -90,8 +90,10 @@ class Kernel:
             ex.msgs.append(msg)
             if on_msg is not None:
                 on_msg(msg, ex)
-        ex.reply = self.kc.get_shell_msg(timeout=10)
-        return ex
+        while True:  # skip a stale reply (a second kernel_info_reply of wait_for_ready)
+            ex.reply = self.kc.get_shell_msg(timeout=10)
+            if ex.reply["parent_header"].get("msg_id") == msg_id:
+                return ex
 
     def value(self, expr: str) -> Any:
         """Evaluate ``expr`` in the kernel and return it, passed through JSON."""

@@ -51,7 +51,11 @@ class CellError:
 def cell_error(count: int, code: str, exc: BaseException,
                cell_label: Callable[[str], str | None]) -> CellError:
     """The :class:`CellError` of cell ``count`` (its ``code``) that raised ``exc``."""
-    return CellError(count, code, type(exc).__name__, _cut(str(exc), _MESSAGE_CHARS),
+    try:
+        message = str(exc)
+    except Exception:  # noqa: BLE001 - a broken __str__ (the traceback text says so too)
+        message = ""
+    return CellError(count, code, type(exc).__name__, _cut(message, _MESSAGE_CHARS),
                      trim_traceback(exc, cell_label))
 
 
@@ -60,7 +64,7 @@ class _Frame:
     where: str  # 'Cell In[3], line 2', 'File "lib/util.py", line 7' or 'File "pandas/frame.py"'
     name: str
     line: str
-    library: str | None  # the top-level package or module of a library frame, else None
+    library: bool  # site-packages or the standard library
 
 
 def trim_traceback(exc: BaseException, cell_label: Callable[[str], str | None],
@@ -68,16 +72,17 @@ def trim_traceback(exc: BaseException, cell_label: Callable[[str], str | None],
     """``exc`` as trimmed traceback text; ``cell_label(filename)`` names a notebook cell's
     code (``"Cell In[3]"``) and returns None for a file. ``cwd``: user files below it are
     shown relative to it."""
-    frames = _frames(exc.__traceback__, cell_label, cwd or os.getcwd())
+    cwd = cwd or os.getcwd()
+    frames = _frames(exc.__traceback__, cell_label, cwd)
     lines = [_HEADER] if frames else []
     for frame in frames:
-        if isinstance(frame, str):
-            lines.append(f"  {frame}")
+        if isinstance(frame, int):
+            lines.append(f"  … {frame} more frame{'s' if frame > 1 else ''} …")
             continue
         lines.append(f"  {frame.where}, in {frame.name}")
         if frame.line:
             lines.append(f"    {_cut(frame.line, _LINE_CHARS)}")
-    lines.extend(_exception_lines(exc, cell_label, cwd or os.getcwd()))
+    lines.extend(_exception_lines(exc, cell_label, cwd))
     cause = exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)
     if cause is not None:
         said = _cut(_one_line(cause), 300)
@@ -87,15 +92,11 @@ def trim_traceback(exc: BaseException, cell_label: Callable[[str], str | None],
 
 
 def _frames(tb: TracebackType | None, cell_label: Callable[[str], str | None],
-            cwd: str) -> list[_Frame | str]:
-    """The frames worth showing, with runs of library frames counted on a line."""
+            cwd: str) -> list[_Frame | int]:
+    """The frames worth showing; a number stands for that many frames left out."""
     raw: list[tuple[traceback.FrameSummary, str | None]] = []
     for frame, lineno in traceback.walk_tb(tb):
-        hide = frame.f_locals.get("__tracebackhide__")
-        if hide == "__ipython_bottom__":  # IPython: everything above is the kernel's
-            raw.clear()
-            continue
-        if hide:
+        if frame.f_locals.get("__tracebackhide__"):  # (IPython's and pytest's convention)
             continue
         code = frame.f_code
         summary = traceback.FrameSummary(code.co_filename, lineno, code.co_name)
@@ -105,45 +106,40 @@ def _frames(tb: TracebackType | None, cell_label: Callable[[str], str | None],
         return []
     raw = raw[first_cell:]  # frames above the first cell frame are the kernel's
     shown: list[_Frame] = [_frame(s, cell, cwd) for s, cell in raw]
-    out: list[_Frame | str] = []
+    out: list[_Frame | int] = []
     i = 0
     while i < len(shown):
         frame = shown[i]
-        if frame.library is None:
+        if not frame.library:
             out.append(frame)
             i += 1
             continue
         j = i
-        while j < len(shown) and shown[j].library is not None:
+        while j < len(shown) and shown[j].library:
             j += 1
         run = shown[i:j]
         keep_last = j == len(shown) and len(run) > 1
         out.append(run[0])
         hidden = run[1:-1] if keep_last else run[1:]
         if hidden:
-            out.append(_omitted(hidden))
+            out.append(len(hidden))
         if keep_last:
             out.append(run[-1])
         i = j
     if len(out) > MAX_FRAMES:
-        middle = [f for f in out[3:-6] if isinstance(f, _Frame)]
-        out = [*out[:3], f"… {len(middle)} more frames …", *out[-6:]]
+        left_out = sum(f if isinstance(f, int) else 1 for f in out[3:-6])
+        out = [*out[:3], left_out, *out[-6:]]
     return out
 
 
 def _frame(summary: traceback.FrameSummary, cell: str | None, cwd: str) -> _Frame:
     line = (summary.line or "").strip()
     if cell:
-        return _Frame(f"{cell}, line {summary.lineno}", summary.name, line, None)
+        return _Frame(f"{cell}, line {summary.lineno}", summary.name, line, False)
     path, library = _short_path(summary.filename, cwd)
     if library:  # (its line number would tie a replayed prompt to the library's version)
         return _Frame(f'File "{path}"', summary.name, line, library)
     return _Frame(f'File "{path}", line {summary.lineno}', summary.name, line, library)
-
-
-def _omitted(frames: list[_Frame]) -> str:
-    packages = ", ".join(dict.fromkeys(f.library or "" for f in frames))
-    return f"… {len(frames)} more frame{'s' if len(frames) > 1 else ''} in {packages} …"
 
 
 def _library_roots() -> list[str]:
@@ -157,17 +153,15 @@ def _library_roots() -> list[str]:
 _ROOTS = _library_roots()
 
 
-def _short_path(filename: str, cwd: str) -> tuple[str, str | None]:
-    """The path to show, and the library (top-level package) when it is one."""
+def _short_path(filename: str, cwd: str) -> tuple[str, bool]:
+    """The path to show, and whether it is a library's."""
     path = os.path.normpath(filename)
     for root in _ROOTS:
         if path.startswith(root + os.sep):
-            rel = path[len(root) + 1:]
-            top = rel.split(os.sep, 1)[0]
-            return rel.replace(os.sep, "/"), top.removesuffix(".py")
+            return path[len(root) + 1:].replace(os.sep, "/"), True
     if path.startswith(os.path.normpath(cwd) + os.sep):
-        return os.path.relpath(path, cwd).replace(os.sep, "/"), None
-    return filename, None
+        return os.path.relpath(path, cwd).replace(os.sep, "/"), False
+    return filename, False
 
 
 def _exception_lines(exc: BaseException, cell_label: Callable[[str], str | None],

@@ -17,7 +17,7 @@ from ..app.requests import make_request
 from ..app.settings import SETTINGS
 from ..app.tracebacks import CellError
 from ..app.var_summary import variable_summaries
-from ..notebook.cell_errors import install
+from ..notebook.cell_errors import ErrorLog, install
 from ..notebook.chat import ask
 from . import options as opts
 from .reply_format import put_code_next
@@ -47,13 +47,13 @@ def llm_fix_magic(magics: Any, line: str) -> None:
     magics._store(args.out, reply)
 
 
-def failed_cell(errors: Any, count: int | None) -> CellError:
+def failed_cell(errors: ErrorLog, count: int | None) -> CellError:
     """The error to fix: cell ``count``'s, or the last; a UsageError saying why there is none."""
     if not errors.counts:
         raise UsageError("No error to fix: no cell has failed since %load_ext gleitzeit_nb. "
                          "Run the failing cell, then %llm_fix.")
     if count is None:
-        return errors.last
+        return errors.require()
     if count not in errors.counts:
         raise UsageError(f"Cell [{count}] raised no error; the cells that failed are "
                          f"{', '.join(map(str, errors.counts))} (%llm_fix alone fixes the last).")
