@@ -63,6 +63,9 @@ class ErrorLog:
     def __len__(self) -> int:
         return len(self._errors)
 
+    def __iter__(self) -> Iterator[CellError]:
+        return iter(list(self._errors.values()))
+
     def __format__(self, spec: str) -> str:
         return format(self.require(), spec)
 
@@ -90,9 +93,11 @@ class ErrorLog:
         """Keep the error of the cell just run, if any; never raises."""
         exc = result.error_before_exec or result.error_in_exec
         count = result.execution_count
-        if exc is None or count is None or isinstance(exc, (LLMError, KeyboardInterrupt)):
+        info = getattr(result, "info", None)
+        if (exc is None or count is None or isinstance(exc, (LLMError, KeyboardInterrupt))
+                or not getattr(info, "store_history", True)):  # (no In[n] of its own)
             return
-        code = getattr(getattr(result, "info", None), "raw_cell", "") or ""
+        code = getattr(info, "raw_cell", "") or ""
         if code.lstrip().startswith(_OUR_MAGICS):
             return
         try:
