@@ -103,6 +103,8 @@ def test_err_messages_a_user_variable_and_our_own_errors(kernel, sim):
     kernel.run("del Err")
     ours = kernel.run("%%llm -m llama9:70b\nhi")  # our error: one line, not kept as {Err}
     assert ours.error["ename"] == "ModelNotFoundError" and len(ours.error["traceback"]) <= 3
+    unnumbered = kernel.collect(kernel.kc.execute("not_kept", store_history=False))
+    assert unnumbered.error["ename"] == "NameError"  # a cell without In[n]: not kept
     usage = kernel.run("%llm_fix 9999")
     assert usage.status == "error" and "Cell [9999] raised no error" in usage.stderr
     kernel.run("%%llm\n{Err}")
