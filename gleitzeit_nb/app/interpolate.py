@@ -211,6 +211,8 @@ def _resolve(name: str, chain: str, content: str, namespace: Mapping[str, Any]) 
                 size = f" (length {len(value)})" if hasattr(value, "__len__") else ""
                 raise _fail(content, f"Index {key!r} is out of range for the "
                                      f"{type(value).__name__} value{size}") from None
+            except InvalidParamsError:
+                raise  # the value's own message ({Err[n]} of a cell without an error)
             except Exception as exc:  # noqa: BLE001 - __getitem__ may raise anything
                 raise _fail(content, f"Indexing the {type(value).__name__} value with {key!r} "
                                      f"raised {type(exc).__name__}: {exc}") from exc

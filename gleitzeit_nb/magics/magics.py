@@ -15,9 +15,11 @@ from ..app.code_braces import fill_prompt
 from ..app.requests import make_request
 from ..app.settings import SETTINGS
 from ..core.errors import LLMError, ProviderTimeoutError
+from ..notebook.cell_errors import install as install_error_log, prompt_namespace
 from ..notebook.chat import ask
 from . import options as opts
 from .help_text import documented
+from .reply_format import put_code_next, reply_format
 from .settings_traits import SHARED as _SHARED, LLMSettingsTraits
 
 _LLM = opts.llm_parser()
@@ -58,13 +60,17 @@ class LLMMagics(Magics, LLMSettingsTraits):
         ``--no-interpolate`` sends a prompt holding code as typed). With ``--tools`` the model
         may call those notebook functions; each call shows as a collapsed block and ``-o`` gets
         the answer with the calls on ``.tool_calls``.
+
+        ``{Err}`` is the last error (``{Err[n]}`` cell n's). ``--format markdown|text|json|code``:
+        ``--code`` (= ``--format code``) puts the reply's code block into the next cell, not run.
         """
         args, text = opts.split_options(line, _LLM, self.shell.user_ns)
         if cell is not None and text:
             raise UsageError("With %%llm the prompt goes in the cell body; the first line takes "
                              "options only.")
+        fmt = reply_format(args)
         where, first_line = ("%%llm", 2) if cell is not None else ("%llm", 1)
-        prompt = fill_prompt(cell if cell is not None else text, self.shell.user_ns,
+        prompt = fill_prompt(cell if cell is not None else text, prompt_namespace(self.shell),
                              verbatim=args.no_interpolate, where=where,
                              first_line=first_line).strip()
         if not prompt:
@@ -75,17 +81,33 @@ class LLMMagics(Magics, LLMSettingsTraits):
         req = make_request(prompt, model=args.model, host=args.host, system=args.system,
                            temperature=args.temperature, max_tokens=args.max_tokens,
                            seed=args.seed, file_path=args.file, think=args.think,
-                           session=args.session, new=args.new, json=args.json, schema=schema,
+                           session=args.session, new=args.new, json=fmt == "json", schema=schema,
                            tools=tools, approve=args.approve,
                            max_tool_rounds=args.max_tool_rounds)
         try:
-            reply = ask(req, display=SETTINGS.display)
+            reply = ask(req, display=SETTINGS.display, plain=fmt == "text")
         except (KeyboardInterrupt, LLMError) as exc:
             partial = req.partial or getattr(exc, "partial", None)
             if args.out and partial:  # what did arrive is not lost
                 self._store(args.out, partial)
             raise
-        self._store(args.out, reply.value if (args.json or schema is not None) else reply)
+        if fmt == "code":
+            put_code_next(self.shell, reply)
+        self._store(args.out, reply.value if (fmt == "json" or schema is not None) else reply)
+
+    @line_magic
+    def llm_fix(self, line: str) -> None:
+        """Explain the last error and suggest a corrected cell: ``%llm_fix [N] [--code]``.
+
+        Sends the failed cell's code (the last failure, or cell N), its error with a trimmed
+        traceback, and short summaries of the variables it names (type, shape, dtypes,
+        length; never whole values). ``--code`` puts the corrected code into the next cell
+        (not run). Options: -m MODEL, -s SESSION, --system TEXT, -t, --max-tokens, --seed,
+        -o VAR, --host.
+        """
+        from .fix_magic import llm_fix_magic
+
+        llm_fix_magic(self, line)
 
     @line_magic
     @documented(_SERVER)
@@ -270,7 +292,7 @@ class LLMMagics(Magics, LLMSettingsTraits):
             image_ref = image_ref[1:]  # %vision $img …, as IPython would have read it
         if cell is not None:
             prompt = prompt + "\n" + cell
-        prompt = fill_prompt(prompt, self.shell.user_ns, verbatim=args.no_interpolate,
+        prompt = fill_prompt(prompt, prompt_namespace(self.shell), verbatim=args.no_interpolate,
                              where="%%vision" if cell is not None else "%vision").strip() \
             or "Describe this image."
         obj = resolve_image(image_ref, self.shell.user_ns)
@@ -327,5 +349,6 @@ def register(shell: Any) -> LLMMagics:
     magics = LLMMagics(shell=shell)
     shell.register_magics(magics)
     shell.set_custom_exc((LLMError, KeyboardInterrupt), show_llm_error)
+    install_error_log(shell)  # {Err}, %llm_fix
     register_help_escape(shell, ["llm", "vision", "llm_batch"])
     return magics

@@ -15,6 +15,8 @@ from IPython.core.error import UsageError
 
 from ..providers.servers import APIS
 
+REPLY_FORMATS = ("markdown", "text", "json", "code")
+
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # argparse would print and exit
@@ -75,6 +77,7 @@ def llm_parser() -> argparse.ArgumentParser:
     p.add_argument("--file", help="a text file to put before the prompt")
     _verbatim(p)
     p.add_argument("--json", action="store_true", help="ask for JSON; the result is the parsed object")
+    _reply_format(p)
     p.add_argument("--schema", metavar="VAR",
                    help="a pydantic model class or JSON-schema dict in the notebook; the result is validated")
     p.add_argument("--think", nargs="?", const=True, type=_think, metavar="LEVEL",
@@ -87,6 +90,29 @@ def llm_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-tool-rounds", type=int, metavar="N",
                    help="rounds of tool calls before the model must answer "
                         "(default: LLMMagics.max_tool_rounds)")
+    _host(p)
+    return p
+
+
+def _reply_format(p: argparse.ArgumentParser) -> None:
+    """``--format`` and its short form ``--code`` (``%%llm``)."""
+    p.add_argument("--format", choices=REPLY_FORMATS,
+                   help="markdown (default), text (shown as plain text), json (= --json) or "
+                        "code (the reply's code block goes into the next cell, not run)")
+    p.add_argument("--code", action="store_true", help="= --format code")
+
+
+def fix_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="%llm_fix", add_help=False,
+                description="Explain the last error (or cell N's) and suggest a corrected cell.")
+    p.add_argument("cell", nargs="?", type=int, metavar="N",
+                   help="the execution count of the failed cell (default: the last failure)")
+    p.add_argument("--code", action="store_true",
+                   help="put the corrected code into the next cell (not run)")
+    p.add_argument("-m", "--model", help="model name (default: LLMMagics.model)")
+    p.add_argument("-s", "--session", help="also keep the exchange in this chat session")
+    p.add_argument("--system", help="system prompt for this request")
+    _sampling(p)
     _host(p)
     return p
 

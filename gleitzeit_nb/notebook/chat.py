@@ -12,12 +12,13 @@ from ..app.settings import SETTINGS
 from .display import ReplyDisplay
 
 
-def ask(req: Request, *, display: str | None = "auto") -> Reply:
+def ask(req: Request, *, display: str | None = "auto", plain: bool = False) -> Reply:
     """Run ``req`` from synchronous code (a cell, a script), shown per ``display`` (None: not
-    shown; "auto", "live", "final" or "terminal")."""
+    shown; "auto", "live", "final" or "terminal"); ``plain``: as plain text, not Markdown."""
     shown = None
     if display:
-        shown = ReplyDisplay(model=req.model or "", mode=display, show_stats=SETTINGS.show_stats)
+        shown = ReplyDisplay(model=req.model or "", mode=display, show_stats=SETTINGS.show_stats,
+                             plain=plain)
     return bridge.run(ask_async(req, shown))
 
 

@@ -68,8 +68,9 @@ class ReplyDisplay:
     """
 
     def __init__(self, *, model: str, mode: str | None = "auto", show_stats: bool = True,
-                 min_interval: float = 0.1) -> None:
+                 min_interval: float = 0.1, plain: bool = False) -> None:
         self.model = model
+        self.plain = plain  # text/plain only: the reply shown as typed, no Markdown
         self.mode = resolve_mode(mode)
         self.show_stats = show_stats
         self.min_interval = min_interval
@@ -187,6 +188,8 @@ class ReplyDisplay:
     def _show(self, bundle: dict[str, str]) -> None:
         from IPython.display import display
 
+        if self.plain:
+            bundle = {"text/plain": bundle["text/plain"]}
         self.updates_sent += 1
         self.bytes_sent += sum(len(v.encode("utf-8")) for v in bundle.values())
         if self.mode == "final":

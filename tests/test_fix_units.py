@@ -1,0 +1,67 @@
+"""The pieces of %llm_fix and --code that need no kernel: variable summaries, code blocks,
+the prompt's fence."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from gleitzeit_nb.app.code_blocks import cell_code, code_blocks, fence_for
+from gleitzeit_nb.app.fix_prompt import fix_prompt
+from gleitzeit_nb.app.tracebacks import CellError
+from gleitzeit_nb.app.var_summary import names_in, summarize, variable_summaries
+
+
+def test_summaries_never_hold_whole_values():
+    secret = "s3cr3t-value"
+    ns = {"arr": np.zeros((3, 4), dtype="float32"),
+          "s": pd.Series([secret] * 5, name="token"),
+          "d": {f"k{i}": secret for i in range(12)},
+          "words": [secret, 1, 2.0],
+          "text": secret * 100,
+          "n": 7,
+          "_private": 1}
+    lines = variable_summaries("print(arr, s, d, words, text, n, _private, missing)", ns)
+    assert lines == [
+        "arr: numpy ndarray, shape (3, 4), dtype float32",
+        "s: pandas Series 'token', length 5, dtype " + str(ns["s"].dtype),
+        "d: dict of 12 items; keys: 'k0', 'k1', 'k2', 'k3', 'k4', 'k5', 'k6', 'k7', 'k8', 'k9', …",
+        "words: list of length 3; items: str, int, float",
+        "text: str of length 1,200",
+        "n: int = 7"]
+    assert secret not in "\n".join(lines)
+
+
+def test_wide_frames_and_odd_objects_stay_short():
+    wide = pd.DataFrame(np.zeros((2, 50)), columns=[f"c{i}" for i in range(50)])
+    text = summarize(wide)
+    assert text.startswith("pandas DataFrame, 2 rows × 50 columns") and text.endswith("… 20 more")
+    assert len(text) < 520
+
+    class Broken:
+        def __len__(self):
+            raise RuntimeError("no")
+
+    assert summarize(Broken()).endswith("Broken")
+
+
+def test_names_in_order_even_when_the_code_does_not_parse():
+    assert names_in("y = f(x)\nprint(x, z)") == ["y", "f", "x", "print", "z"]
+    assert names_in("y = f(x\nz") == ["y", "f", "x", "z"]
+
+
+def test_the_code_for_the_next_cell():
+    reply = "A:\n~~~sh\nls\n~~~\n\n```Python title\nx = 1\n```\n```python\nsecond()\n```"
+    assert [b.language for b in code_blocks(reply)] == ["sh", "python", "python"]
+    assert cell_code(reply) == "x = 1"  # the first Python block
+    assert cell_code("only ```inline``` code") is None
+    assert cell_code("```\nraw()\n```") == "raw()"  # no Python block: the first block
+    assert cell_code("cut short:\n```python\nhalf(") == "half("
+
+
+def test_the_prompt_fences_code_that_holds_fences():
+    code = 'md = """\n```python\nx\n```\n"""'
+    sent = fix_prompt(CellError(5, code, "E", "e", "E: e"), ["md: str of length 20"])
+    assert f"````python\n{code}\n````" in sent and fence_for(code) == "````"
+    assert sent.endswith("The error:\nE: e\n\nThe variables it uses, as they are now:\n"
+                         "- md: str of length 20")
