@@ -85,17 +85,9 @@ def make_request(prompt: str, *, images: list[PreparedImage] | None = None,
     """
     s = SETTINGS
     images = list(images or [])
-    approve = s.tool_approval if approve is None else approve
-    if not callable(approve) and approve not in APPROVAL_MODES:
-        raise InvalidParamsError(f"approve={approve!r}: use 'never', 'always' or a function "
-                                 "that gets the call and returns True to run it.",
-                                 param="approve")
-    rounds = s.max_tool_rounds if max_tool_rounds is None else max_tool_rounds
-    if rounds < 1:
-        raise InvalidParamsError(f"max_tool_rounds must be at least 1, not {rounds}.",
-                                 param="max_tool_rounds")
+    tool_list, approve, rounds = tool_options(tools, approve, max_tool_rounds)
     return Request(
-        tools=[as_tool(t) for t in tools or ()], approve=approve, max_tool_rounds=rounds,
+        tools=tool_list, approve=approve, max_tool_rounds=rounds,
         prompt=prompt, model=model or s.model_for(bool(images)), host=host, api=api,
         api_key_env=api_key_env, timeout=timeout, chunk_timeout=chunk_timeout,
         deadline=s.deadline if deadline is None else deadline, session=session, new=new,
@@ -106,10 +98,29 @@ def make_request(prompt: str, *, images: list[PreparedImage] | None = None,
                  "seed": seed, "file_path": file_path, "think": think})
 
 
-async def ask_async(req: Request, display: Any = None, conn: Connections = CONNECTIONS) -> Reply:
+def tool_options(tools: Sequence[Any] | None, approve: str | Approver | None,
+                 max_tool_rounds: int | None) -> tuple[list[Tool], str | Approver, int]:
+    """``tools`` as :class:`Tool`, ``approve`` and ``max_tool_rounds`` checked (None: the
+    settings): the one check for every entry point that takes them."""
+    s = SETTINGS
+    approve = s.tool_approval if approve is None else approve
+    if not callable(approve) and approve not in APPROVAL_MODES:
+        raise InvalidParamsError(f"approve={approve!r}: use 'never', 'always' or a function "
+                                 "that gets the call and returns True to run it.",
+                                 param="approve")
+    rounds = s.max_tool_rounds if max_tool_rounds is None else max_tool_rounds
+    if rounds < 1:
+        raise InvalidParamsError(f"max_tool_rounds must be at least 1, not {rounds}.",
+                                 param="max_tool_rounds")
+    return [as_tool(t) for t in tools or ()], approve, rounds
+
+
+async def ask_async(req: Request, display: Any = None, conn: Connections = CONNECTIONS, *,
+                    backend: BackendProvider | None = None) -> Reply:
     """The request pipeline; ``display`` (None: silent) shows the reply as it streams and gets
-    its ``model`` set once known."""
-    backend = req.backend(conn)
+    its ``model`` set once known. ``backend`` (None: the one ``req`` names) is for callers
+    that chose the server themselves (a batch spreading rows over several)."""
+    backend = backend or req.backend(conn)
     capability = "vision" if req.images else "completion"
     model = req.model or await conn.pick_model(backend, capability)
     session = conn.sessions.get(req.session)

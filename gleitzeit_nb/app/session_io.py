@@ -24,7 +24,7 @@ from .render import reply_bundle
 from .tool_render import tool_block
 from .tool_runs import ToolRun
 
-__all__ = ["export_session", "load_session", "FORMAT", "THUMBNAIL_EDGE"]
+__all__ = ["export_session", "load_session", "run_of_call", "FORMAT", "THUMBNAIL_EDGE"]
 
 FORMAT = "gleitzeit_nb.session"
 VERSION = 1
@@ -88,7 +88,7 @@ def _turns(session: Any) -> list[tuple[str, str, list[str]]]:
         elif role == "assistant" and msg.get("tool_calls"):
             blocks = [escape_html(content) + "\n\n"] if content.strip() else []
             for call in msg["tool_calls"]:
-                run = _run_of(call, results)
+                run = run_of_call(call, results)
                 blocks.append(tool_block(run)[0])
             out.append((f"{msg.get('model') or 'model'} (tool calls)", "".join(blocks), []))
         elif role == "assistant":
@@ -102,7 +102,9 @@ def _turns(session: Any) -> list[tuple[str, str, list[str]]]:
     return out
 
 
-def _run_of(call: dict[str, Any], results: dict[Any, dict[str, Any]]) -> ToolRun:
+def run_of_call(call: dict[str, Any], results: dict[Any, dict[str, Any]]) -> ToolRun:
+    """A recorded call as a :class:`ToolRun` (for its block), its result looked up in
+    ``results`` (the ``tool`` messages by call id, or by tool name)."""
     function = call.get("function") if isinstance(call.get("function"), dict) else call
     name = str(function.get("name") or "")
     result = results.get(call.get("id")) or results.get(name) or {}

@@ -17,16 +17,21 @@ STAT_COLUMNS = ("error", "output_tokens", "seconds")
 
 @dataclass
 class RowOutcome:
-    """One finished row: the answer (text or validated object) or the error, and its stats."""
+    """One finished row: the answer (text or validated object) or the error, and its stats;
+    ``tool_calls`` the row's calls when the batch had tools (else None)."""
 
     value: Any = None
     error: BaseException | None = None
     output_tokens: int | None = None
     seconds: float | None = None
     host: str | None = None
+    tool_calls: list[Any] | None = None
 
     def stats(self) -> dict[str, Any]:
-        return {"output_tokens": self.output_tokens, "seconds": self.seconds, "host": self.host}
+        out = {"output_tokens": self.output_tokens, "seconds": self.seconds, "host": self.host}
+        if self.tool_calls is not None:
+            out["tool_calls"] = self.tool_calls
+        return out
 
 
 class BatchResult(list):
@@ -35,9 +40,10 @@ class BatchResult(list):
     ``errors`` maps input positions to the exception of each failed row (with
     ``on_error="skip"`` those rows are left out, and ``index`` lists the input position of
     each answer kept). ``stats[i]`` holds ``output_tokens``, ``seconds`` and ``host`` of answer
-    ``i``. ``concurrency`` / ``concurrency_source`` say how many requests ran at once and why
-    ("configured", "server slots" or "learned"); ``complete`` is False for the partial
-    result of an interrupted or failed batch, whose rows that never ran are in ``pending``.
+    ``i`` (and ``tool_calls`` in a batch with tools). ``concurrency`` / ``concurrency_source``
+    say how many requests ran at once and why ("configured", "server slots" or "learned");
+    ``complete`` is False for the partial result of an interrupted or failed batch, whose
+    rows that never ran are in ``pending``.
     """
 
     def __init__(self, values: Iterable[Any] = (), *, errors: dict[int, BaseException] | None = None,
@@ -59,8 +65,12 @@ class BatchResult(list):
 
 
 def shape(rows: Rows, outcomes: list[RowOutcome | None], *, skip: bool, schema: Any,
-          info: dict[str, Any]) -> Any:
-    """Build the output for ``rows``; ``outcomes[i]`` is None for a row that never ran."""
+          info: dict[str, Any], tools: bool = False) -> Any:
+    """Build the output for ``rows``; ``outcomes[i]`` is None for a row that never ran.
+
+    With ``tools`` the answers are ``Reply`` objects (their calls on ``.tool_calls``), kept as
+    such in a Series or DataFrame (object dtype), and a DataFrame gets a ``tool_calls`` column.
+    """
     keep = [i for i, o in enumerate(outcomes)
             if not (skip and (o is None or o.error is not None))]
     pending = [i for i, o in enumerate(outcomes) if o is None]
@@ -80,12 +90,14 @@ def shape(rows: Rows, outcomes: list[RowOutcome | None], *, skip: bool, schema: 
     attrs = {**info, "pending": [rows.labels[i] for i in pending]}
     if rows.kind == "series":
         out = pd.Series([_value(outcomes[i]) for i in keep], index=index, name="answer",
-                        dtype=object if schema is not None else None)
+                        dtype=object if schema is not None or tools else None)
         out.attrs.update(attrs, errors=errors)
         return out
     done = [outcomes[i] or RowOutcome() for i in keep]
-    frame = pd.DataFrame(_answer_columns([_value(outcomes[i]) for i in keep], schema, index),
-                         index=index)
+    frame = pd.DataFrame(_answer_columns([_value(outcomes[i]) for i in keep], schema, index,
+                                         objects=tools), index=index)
+    if tools:
+        frame["tool_calls"] = pd.Series([o.tool_calls for o in done], index=index, dtype=object)
     frame["error"] = pd.Series([_message(outcomes[i]) for i in keep], index=index, dtype=object)
     frame["output_tokens"] = _typed([o.output_tokens for o in done], "int", index)
     frame["seconds"] = _typed([o.seconds for o in done], "float", index)
@@ -111,13 +123,14 @@ def _message(outcome: RowOutcome | None) -> str | None:
     return None if outcome.error is None else f"{type(outcome.error).__name__}: {outcome.error}"
 
 
-def check_schema_fields(schema: Any) -> None:
+def check_schema_fields(schema: Any, *, tools: bool = False) -> None:
     """Schema fields must not collide with the error and stats columns of a DataFrame."""
-    clash = sorted(set(schema_fields(schema)) & set(STAT_COLUMNS))
+    own = (*STAT_COLUMNS, "tool_calls") if tools else STAT_COLUMNS
+    clash = sorted(set(schema_fields(schema)) & set(own))
     if clash:
         raise InvalidParamsError(
             f"The schema's field(s) {', '.join(clash)} would clash with the batch's own "
-            f"columns ({', '.join(STAT_COLUMNS)}); rename them.", param="schema")
+            f"columns ({', '.join(own)}); rename them.", param="schema")
 
 
 def schema_fields(schema: Any) -> dict[str, str]:
@@ -151,10 +164,12 @@ def _kind_of_annotation(ann: Any) -> str:
     return "object"
 
 
-def _answer_columns(values: list[Any], schema: Any, index: Any) -> dict[str, Any]:
+def _answer_columns(values: list[Any], schema: Any, index: Any, *,
+                    objects: bool = False) -> dict[str, Any]:
     fields = schema_fields(schema)
     if not fields:
-        return {"answer": _typed(values, "object" if schema is not None else "str", index)}
+        kind = "object" if schema is not None or objects else "str"
+        return {"answer": _typed(values, kind, index)}
     return {name: _typed([_field(v, name) for v in values], kind, index)
             for name, kind in fields.items()}
 

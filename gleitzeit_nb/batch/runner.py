@@ -17,6 +17,7 @@ from ..core.errors import (CapabilityError, InvalidParamsError, LLMError, ModelN
                            ProviderTimeoutError, ProviderUnavailableError, StructuredOutputError)
 from ..app.connections import CONNECTIONS
 from ..app.settings import SETTINGS
+from ..app.tool_runs import Approver
 from ..core.engine import TaskStatus
 from ..core.provider import BackendProvider
 from ..core.requests import chat_request
@@ -25,6 +26,7 @@ from .limiter import Limit, dispatch
 from .servers import Servers, capacity
 from .progress import Progress, progress_mode
 from .results import RowOutcome, check_schema_fields, shape
+from .tool_rows import batch_tool_options, run_tool_row
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +72,9 @@ class Batch:
     def __init__(self, rows: Rows, *, model: str | None, schema: Any, images: bool,
                  on_error: str, options: dict[str, Any], servers: Servers,
                  deadline: float | None, concurrency: int | None,
-                 progress: bool | str | None, max_image_edge: int | None) -> None:
+                 progress: bool | str | None, max_image_edge: int | None,
+                 tools: Sequence[Any] | None = None, approve: Any = None,
+                 max_tool_rounds: int | None = None) -> None:
         if on_error not in ON_ERROR:
             raise InvalidParamsError(f"on_error must be one of {', '.join(ON_ERROR)}, "
                                      f"not {on_error!r}.", param="on_error")
@@ -84,6 +88,8 @@ class Batch:
         self.concurrency = concurrency
         self.progress_arg = progress
         self.max_image_edge = max_image_edge
+        self.tools, self.approve, self.max_tool_rounds = batch_tool_options(
+            tools, approve, max_tool_rounds)
         self.outcomes: list[RowOutcome | None] = [None] * len(rows)
         # row -> (replay key, canonical request), while the row is live
         self._keys: dict[int, tuple[str, dict[str, Any]]] = {}
@@ -99,7 +105,7 @@ class Batch:
 
             self.options["format"] = format_for(schema)
             if rows.kind == "frame":
-                check_schema_fields(schema)
+                check_schema_fields(schema, tools=bool(self.tools))
 
     # -- running -------------------------------------------------------------------------------
     async def run(self) -> Any:
@@ -150,16 +156,19 @@ class Batch:
             "messages": [{"role": "user", "content": self.rows.prompts[i]}],
             **self.options,
         }
+        prepared: list[Any] = []
         if self.images:
             from ..core.image_prep import prepare_image
 
             assert self.rows.images is not None
             try:  # Pillow work off the event loop, so other rows keep streaming meanwhile
-                prepared = await asyncio.to_thread(prepare_image, self.rows.images[i],
-                                                   max_edge=self.max_image_edge)
+                prepared = [await asyncio.to_thread(prepare_image, self.rows.images[i],
+                                                    max_edge=self.max_image_edge)]
             except (LLMError, ValueError, TypeError, OSError) as exc:
                 return TaskResult(task_id=f"row-{i}", status=TaskStatus.FAILED, error=exc)
-            params["images"] = [prepared.b64]
+            params["images"] = [img.b64 for img in prepared]
+        if self.tools:  # a tool conversation (replayed per round by the pipeline)
+            return await self._within_deadline(run_tool_row(self, i, prepared), f"row-{i}")
         method = "vision" if self.images else "chat"
         replayer = replay.current()
         if replayer.active:
@@ -175,11 +184,15 @@ class Batch:
                                       "usage": hit.stats or {}, "model": hit.model,
                                       "finish_reason": (hit.stats or {}).get("finish_reason")})
         task = Task(id=f"row-{i}", method=method, params=params)
+        return await self._within_deadline(self.engine.execute_task(task), task.id)
+
+    async def _within_deadline(self, work: Any, task_id: str = "") -> TaskResult:
+        """``work`` (a row's coroutine) bounded by ``deadline``; running over fails the row."""
         try:
             async with asyncio.timeout(self.deadline):
-                return await self.engine.execute_task(task)
+                return await work
         except TimeoutError:  # this row's error: the others go on
-            return TaskResult(task_id=task.id, status=TaskStatus.FAILED, error=ProviderTimeoutError(
+            return TaskResult(task_id=task_id, status=TaskStatus.FAILED, error=ProviderTimeoutError(
                 f"The reply took longer than the deadline of {self.deadline} s. Raise it with "
                 "deadline= (in a notebook: %config LLMMagics.deadline = …) or ask for less "
                 "(max_tokens).", phase="deadline"))
@@ -196,7 +209,7 @@ class Batch:
     def _handle(self, i: int, res: TaskResult) -> None:
         if res.ok:
             reply = res.result
-            value, error = reply["response"], None
+            value, error = reply.get("reply", reply["response"]), None
             if self.schema is not None:
                 from ..app.structured import parse_reply
 
@@ -206,7 +219,7 @@ class Batch:
                 except StructuredOutputError as exc:
                     value, error = None, exc
             outcome = RowOutcome(value, error, reply["usage"].get("output_tokens"), res.duration,
-                                 res.provider_id)
+                                 res.provider_id, reply.get("tool_calls"))
             key, canonical = self._keys.pop(i, (None, None))
             if key is not None and error is None and res.provider_id != "replay":
                 replay.current().save(key, text=reply["response"],
@@ -229,7 +242,7 @@ class Batch:
                 "elapsed": time.monotonic() - self.started, "aborted": self.aborted,
                 "model": self.model}
         out = shape(self.rows, self.outcomes, skip=self.on_error == "skip", schema=self.schema,
-                    info=info)
+                    info=info, tools=bool(self.tools))
         remember(out)
         return out
 
@@ -263,7 +276,8 @@ def run_batch(items: Any, prompt: str | None = None, *, model: str | None = None
               api_key_env: str | None = None, timeout: float | None = None,
               chunk_timeout: float | None = None, deadline: float | None = None,
               progress: bool | str | None = "auto", max_image_edge: int | None = None,
-              variables: Mapping[str, Any] | None = None) -> Any:
+              variables: Mapping[str, Any] | None = None, tools: Sequence[Any] | None = None,
+              approve: str | Approver | None = None, max_tool_rounds: int | None = None) -> Any:
     """Ask the same question of many items, as many at once as the server can take.
 
     ``items``: a list of prompts; a list with ``prompt`` a template (``{item}``/``{x}`` for the
@@ -288,6 +302,13 @@ def run_batch(items: Any, prompt: str | None = None, *, model: str | None = None
     several servers of one API by their capacity. Arguments left out (model, host, api,
     api_key_env, system, temperature, max_tokens, timeouts, ``deadline`` for each row,
     max_image_edge) come from the settings (``%config LLMMagics``).
+
+    ``tools`` are functions the model may call for each row (the tool loop of ``chat()``,
+    ``max_tool_rounds`` rounds at most); the answer is then a ``Reply`` with the row's calls
+    on ``.tool_calls`` (for a list also in ``.stats[i]["tool_calls"]``; a DataFrame gets a
+    ``tool_calls`` column). ``approve``: "never" (run every call) or a function given the
+    call that returns True to run it; "always" is an error (nobody clicks for every row).
+    ``deadline`` bounds a row's whole conversation.
 
     An interrupt (or any early stop) cancels every request in flight; the rows finished so far
     are on the exception as ``.partial`` and kept as ``gleitzeit_nb.batch.last_result``.

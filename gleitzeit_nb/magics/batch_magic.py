@@ -12,6 +12,7 @@ from IPython.core.error import UsageError
 from ..core.errors import LLMError
 from ..app.settings import SETTINGS
 from ..batch.runner import ON_ERROR, run_batch
+from .options import namespace_tools, namespace_value
 
 _SOURCE = re.compile(r"""[^\W\d]\w*(?:\.[^\W\d]\w*|\[(?:-?\d+|'[^'\n]*'|"[^"\n]*")\])*""")
 _STEP = re.compile(r"""\.(?P<attr>[^\W\d]\w*)|\[(?P<index>-?\d+|'[^'\n]*'|"[^"\n]*")\]""")
@@ -44,6 +45,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--host", metavar="NAME_OR_URL",
                    help="server: a name from %%llm_host or a URL (default: LLMMagics.host)")
+    p.add_argument("--tools", metavar="F,G",
+                   help="notebook functions the model may call for each row, by name with "
+                        "commas between; the answers carry the calls on .tool_calls")
+    p.add_argument("--approve", metavar="never|FUNCTION",
+                   help="never (run each call), or a notebook function given the call that "
+                        "returns True to run it (default: LLMMagics.tool_approval; always is "
+                        "refused in a batch)")
+    p.add_argument("--max-tool-rounds", type=int, metavar="N",
+                   help="rounds of tool calls per row before the model must answer "
+                        "(default: LLMMagics.max_tool_rounds)")
     return p
 
 
@@ -72,13 +83,15 @@ def llm_batch_magic(shell: Any, line: str, cell: str | None = None) -> Any:
             raise UsageError(f"--schema '{args.schema}' is not defined in the notebook; "
                              "define it first.")
         schema = user_ns[args.schema]
+    tools = namespace_tools(args.tools, user_ns) if args.tools else None
     try:  # what the line leaves out comes from the settings (%config LLMMagics)
         result = run_batch(
             items, template, model=args.model, concurrency=args.concurrency, schema=schema,
             images=args.images, on_error=args.on_error, system=args.system,
             temperature=args.temperature, max_tokens=args.max_tokens, seed=args.seed,
             host=args.host, progress=False if args.no_progress else SETTINGS.display,
-            variables=user_ns)
+            variables=user_ns, tools=tools, approve=_approve(args.approve, user_ns),
+            max_tool_rounds=args.max_tool_rounds)
     except (KeyboardInterrupt, LLMError) as exc:
         partial = getattr(exc, "partial", None)
         if args.out and partial is not None:
@@ -88,6 +101,17 @@ def llm_batch_magic(shell: Any, line: str, cell: str | None = None) -> Any:
         user_ns[args.out] = result
         return None
     return result
+
+
+def _approve(value: str | None, user_ns: dict[str, Any]) -> Any:
+    """``--approve``: "never", "always" (the batch says why not), or a notebook function."""
+    if value is None or value in ("never", "always"):
+        return value
+    approve = namespace_value(value, user_ns, "--approve")
+    if not callable(approve):
+        raise UsageError(f"--approve '{value}' is a {type(approve).__name__}: use never or "
+                         "a function that gets the call and returns True to run it.")
+    return approve
 
 
 def parse_line(line: str) -> tuple[argparse.Namespace, str | None, str | None]:

@@ -245,8 +245,10 @@ class LLMMagics(Magics, LLMSettingsTraits):
         args, rest = opts.split_options(line, _CHAT, self.shell.user_ns)
         if rest:
             raise UsageError(f"%llm_chat takes options only, not {rest!r}.")
+        tools = opts.namespace_tools(args.tools, self.shell.user_ns) if args.tools else None
         return ChatPanel(model=args.model, session=args.session, system=args.system,
-                         temperature=args.temperature, host=args.host)
+                         temperature=args.temperature, host=args.host, tools=tools,
+                         approve=args.approve, max_tool_rounds=args.max_tool_rounds)
 
     @line_magic
     def llm_store(self, line: str) -> str:

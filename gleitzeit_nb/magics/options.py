@@ -48,6 +48,17 @@ def _verbatim(p: argparse.ArgumentParser) -> None:
                    help="send the prompt as typed: no {name} filling, {{ and }} kept (for code)")
 
 
+def _tools(p: argparse.ArgumentParser, *, approve: str) -> None:
+    """The tool options of %%llm and %llm_chat."""
+    p.add_argument("--tools", metavar="F,G",
+                   help="notebook functions the model may call, comma-separated")
+    p.add_argument("--approve", choices=["never", "always"],
+                   help=f"{approve}; default: LLMMagics.tool_approval")
+    p.add_argument("--max-tool-rounds", type=int, metavar="N",
+                   help="rounds of tool calls before the model must answer "
+                        "(default: LLMMagics.max_tool_rounds)")
+
+
 def host_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="%llm_models", add_help=False)
     _host(p)
@@ -82,14 +93,7 @@ def llm_parser() -> argparse.ArgumentParser:
                    help="a pydantic model class or JSON-schema dict in the notebook; the result is validated")
     p.add_argument("--think", nargs="?", const=True, type=_think, metavar="LEVEL",
                    help="show the model's thinking (thinking models); optional level low|medium|high")
-    p.add_argument("--tools", metavar="F,G",
-                   help="notebook functions the model may call, comma-separated")
-    p.add_argument("--approve", choices=["never", "always"],
-                   help="ask before each tool call (always) or not (never); default: "
-                        "LLMMagics.tool_approval")
-    p.add_argument("--max-tool-rounds", type=int, metavar="N",
-                   help="rounds of tool calls before the model must answer "
-                        "(default: LLMMagics.max_tool_rounds)")
+    _tools(p, approve="ask before each tool call (always) or not (never)")
     _host(p)
     return p
 
@@ -134,6 +138,8 @@ def chat_parser() -> argparse.ArgumentParser:
     p.add_argument("-s", "--session", help="conversation shared with %%%%llm -s SESSION")
     p.add_argument("--system", help="system prompt")
     p.add_argument("-t", "--temperature", type=float, help="sampling temperature, 0–2")
+    _tools(p, approve="Approve / Refuse buttons in the panel before each tool call (always) "
+                      "or not (never)")
     _host(p)
     return p
 

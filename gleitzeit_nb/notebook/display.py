@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..app.render import THINKING_TAIL, reply_bundle, stats_line, waiting_bundle
@@ -66,6 +66,9 @@ class ReplyDisplay:
     ``finish`` always shows the final state at once. In the terminal the answer is written as it
     arrives; thinking is shown dimmed on a terminal and left out when stdout is a pipe or file.
     """
+
+    #: Where the approval buttons go (None: the cell's output); a panel puts them in its view.
+    show_approval: Callable[[Any], None] | None = None
 
     def __init__(self, *, model: str, mode: str | None = "auto", show_stats: bool = True,
                  min_interval: float = 0.1, plain: bool = False) -> None:
@@ -157,7 +160,8 @@ class ReplyDisplay:
 
             if can_ask_in_notebook():
                 self._render("streaming")
-                return await ask_in_notebook(run.name, run.arguments, call_id=run.id)
+                return await ask_in_notebook(run.name, run.arguments, call_id=run.id,
+                                             show=self.show_approval)
         if self.mode == "terminal" and getattr(sys.stdin, "isatty", lambda: False)():
             answer = input(f"Run {run.name}({run.arguments_text()})? [y/N] ")
             return answer.strip().lower() in ("y", "yes")

@@ -140,7 +140,11 @@ class PanelBase(w.VBox):
     async def _tick(self, stream: WidgetStream) -> None:
         while True:
             elapsed = time.monotonic() - stream.started
-            if stream.first_token is None:
+            tool = stream.active_tool
+            if tool is not None:
+                what = "waits for Approve or Refuse" if tool.status == "pending" else "running"
+                self._set_status(f"🔧 {tool.name} {what}… {elapsed:.0f} s")
+            elif stream.first_token is None:
                 hint = " — loading the model?" if elapsed >= 3 else ""
                 self._set_status(f"⏳ waiting for {stream.model or 'the model'}… "
                                  f"{elapsed:.0f} s{hint}")
@@ -156,7 +160,9 @@ class PanelBase(w.VBox):
         elif stream.status == "stopped":
             self._set_status(f"⏹ stopped after {elapsed:.1f} s — partial answer kept")
         elif reply is not None:
-            self._set_status(f"✓ {reply.model} · {elapsed:.1f} s")
+            calls = len(reply.tool_calls)
+            tools = f" · {calls} tool call{'s' if calls != 1 else ''}" if calls else ""
+            self._set_status(f"✓ {reply.model} · {elapsed:.1f} s{tools}")
 
     def _busy(self, busy: bool) -> None:
         self.stop_button.disabled = not busy

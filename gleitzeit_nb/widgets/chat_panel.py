@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import html
 import itertools
+from collections.abc import Sequence
 from typing import Any
 
 import ipywidgets as w
@@ -13,8 +14,10 @@ from ..app.connections import CONNECTIONS
 from ..app.markdown import escape_html
 from ..app.render import reply_bundle
 from ..app.replies import Reply
-from ..app.requests import ask_async, make_request
+from ..app.requests import ask_async, make_request, tool_options
 from ..app.settings import SETTINGS
+from ..app.session_io import run_of_call
+from ..app.tool_runs import Approver
 from .base import PanelBase, show_bundle
 from .stream import WidgetStream
 
@@ -31,13 +34,23 @@ class ChatPanel(PanelBase):
     Without ``session`` the panel gets its own (``panel-1``, ``panel-2``, …; see ``.session``).
     ``send(text)`` does what the Send button does and returns the asyncio task (await it in a
     cell); ``stop()`` cancels it and keeps the partial answer; ``messages`` lists finished turns.
+
+    ``tools`` are functions the model may call: each call shows as a collapsed block in the
+    answer, and the Reply has them on ``.tool_calls``. ``approve``: "never" (run at once),
+    "always" (Approve / Refuse buttons in the panel; ``pending_approval`` is the waiting one)
+    or a function given the call. Stop ends the conversation between or during rounds, also
+    while a call runs (an async one) or waits for a click.
     """
 
     def __init__(self, model: str | None = None, session: str | None = None,
                  system: str | None = None, host: str | None = None,
                  temperature: float | None = None, timeout: float | None = None,
-                 max_tokens: int | None = None) -> None:
+                 max_tokens: int | None = None, tools: Sequence[Any] | None = None,
+                 approve: str | Approver | None = None,
+                 max_tool_rounds: int | None = None) -> None:
         """Arguments left out take the settings' values (``%config LLMMagics``)."""
+        self.tools, self.approve, self.max_tool_rounds = tool_options(tools, approve,
+                                                                      max_tool_rounds)
         super().__init__(model=model or SETTINGS.model or None, host=host)
         self.session = session or f"panel-{next(_numbers)}"
         self.system = SETTINGS.system if system is None else system
@@ -70,9 +83,16 @@ class ChatPanel(PanelBase):
     # -- API ---------------------------------------------------------------------------------
     @property
     def messages(self) -> list[dict[str, str]]:
-        """Finished turns of the conversation as ``{"role", "content"}`` dicts."""
+        """Finished turns of the conversation as ``{"role", "content"}`` dicts (the tool calls
+        on the way to an answer are on its Reply's ``.tool_calls``)."""
         return [{"role": m["role"], "content": m["content"]}
-                for m in CONNECTIONS.sessions.get(self.session).messages]
+                for m in CONNECTIONS.sessions.get(self.session).messages if not _is_step(m)]
+
+    @property
+    def pending_approval(self) -> Any:
+        """The Approve / Refuse box (the notebook's approval widget) of the call waiting for a
+        click, inside the answer's turn; None when none waits."""
+        return self._stream.approval if self.running and self._stream is not None else None
 
     def send(self, text: str) -> asyncio.Task[Reply | None]:
         """Send ``text`` as the button does; the task's result is the Reply (None if stopped or
@@ -87,13 +107,16 @@ class ChatPanel(PanelBase):
                                "for it, or give this panel a session of its own.")
         self._catch_up()  # turns another panel or %%llm -s added meanwhile
         self._add_turn("user", "", _user_bundle(text))
-        out = self._add_turn("assistant", self.model or "", {"text/plain": "…",
-                                                          "text/markdown": "*…*"})
-        stream = WidgetStream(lambda bundle: show_bundle(out, bundle), model=self.model or "")
+        turn = self._add_turn("assistant", self.model or "", {"text/plain": "…",
+                                                           "text/markdown": "*…*"})
+        out = turn.children[1]
+        stream = WidgetStream(lambda bundle: show_bundle(out, bundle), model=self.model or "",
+                              approvals=turn)
         req = make_request(text, model=self.model, host=self.host, timeout=self.timeout,
                            session=self.session, system=self.system,
                            max_tokens=self.max_tokens, temperature=self.temperature.value
-                           if self._temperature_set else None)
+                           if self._temperature_set else None, tools=self.tools,
+                           approve=self.approve, max_tool_rounds=self.max_tool_rounds)
         task = self._start(lambda s: ask_async(req, display=s), stream)
         _ANSWERING.add(self.session)
         task.add_done_callback(lambda _: _ANSWERING.discard(self.session))
@@ -114,11 +137,23 @@ class ChatPanel(PanelBase):
     def _catch_up(self) -> None:
         """Show the session's turns this transcript does not show yet."""
         messages = CONNECTIONS.sessions.get(self.session).messages
-        for msg in messages[self._shown:]:
-            self._add_turn(msg["role"], msg.get("model", ""), _user_bundle(msg["content"])
-                           if msg["role"] == "user" else
-                           reply_bundle(msg["content"], model=msg.get("model") or "model",
-                                        status="stopped" if msg.get("interrupted") else "done"))
+        said, tools = "", []  # a tool conversation's steps, shown in the answer they led to
+        for i, msg in enumerate(messages[self._shown:], self._shown):
+            if msg["role"] == "tool":  # (folded into its call)
+                continue
+            if msg.get("tool_calls"):  # its results follow it (ids repeat in every turn)
+                results = {m.get("tool_call_id") or m.get("tool_name"): m for m in
+                           itertools.takewhile(lambda m: m["role"] == "tool", messages[i + 1:])}
+                said += msg.get("content") or ""
+                tools += [(len(said), run_of_call(c, results)) for c in msg["tool_calls"]]
+                continue
+            if msg["role"] == "user":
+                self._add_turn("user", "", _user_bundle(msg["content"]))
+                continue
+            self._add_turn(msg["role"], msg.get("model", ""), reply_bundle(
+                said + msg["content"], model=msg.get("model") or "model", tools=tools,
+                status="stopped" if msg.get("interrupted") else "done"))
+            said, tools = "", []
         self._shown = len(messages)
 
     # -- UI ----------------------------------------------------------------------------------
@@ -140,22 +175,29 @@ class ChatPanel(PanelBase):
         super()._busy(busy)
         self.send_button.disabled = busy
 
-    def _add_turn(self, role: str, model: str, bundle: dict[str, str]) -> w.Output:
+    def _add_turn(self, role: str, model: str, bundle: dict[str, str]) -> w.VBox:
+        """A turn of the transcript: its label, then its output (``children[1]``)."""
         label = "You" if role == "user" else (model or "assistant")
         head = w.HTML(value=f"<b>{html.escape(label)}</b>")
         out = w.Output(layout=w.Layout(padding="0 0 0 8px"))
         out.add_class(f"gleitzeit-{role}")
         show_bundle(out, bundle)
-        self.transcript.children = (*self.transcript.children, w.VBox([head, out]))
+        turn = w.VBox([head, out])
+        self.transcript.children = (*self.transcript.children, turn)
         if role == "assistant":
             self._last_head = head
-        return out
+        return turn
 
     def _done(self, stream: WidgetStream, reply: Reply | None) -> None:
         super()._done(stream, reply)
         self._shown = len(CONNECTIONS.sessions.get(self.session).messages)  # our turn is shown
         if stream.model and getattr(self, "_last_head", None) is not None:
             self._last_head.value = f"<b>{html.escape(stream.model)}</b>"
+
+
+def _is_step(msg: dict[str, Any]) -> bool:
+    """A tool conversation's step: an assistant message with calls, or a call's result."""
+    return msg["role"] == "tool" or bool(msg.get("tool_calls"))
 
 
 #: Sessions a panel is answering in now: one request at a time per conversation.
