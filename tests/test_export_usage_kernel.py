@@ -121,3 +121,15 @@ def test_usage_counts_match_the_requests(kernel, sim, tmp_path):
     assert live_qwen[0]["requests"] == 4
     shown = kernel.run("%llm_usage").text("text/markdown")
     assert "| qwen3:latest |" in shown and "replayed" in shown and "5 live requests" in shown
+
+
+def test_export_of_two_tool_turns_shows_each_calls_own_result(kernel, sim, tmp_path):
+    """(Call ids repeat from turn to turn: call_1_1 both times.)"""
+    kernel.run("def get_rows(n: int) -> str:\n    '''Rows.'''\n    return f'rows-{n}'")
+    for n in (1, 2):
+        sim.script_tools([{"name": "get_rows", "arguments": {"n": n}}], then=f"turn {n}")
+        assert kernel.run(f"%%llm --tools get_rows -m llama3.2:latest\nrows {n}").status == "ok"
+    kernel.run(f"%llm_export {tmp_path}/tools.md")
+    md = (tmp_path / "tools.md").read_text()
+    first, second = md.split("get_rows(n=1)")[1], md.split("get_rows(n=2)")[1]
+    assert "rows-1" in first.split("turn 1")[0] and "rows-2" in second.split("turn 2")[0]

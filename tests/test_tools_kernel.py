@@ -138,7 +138,8 @@ def test_invented_arguments_are_an_error_result(kernel, sim, host):
 
 
 def test_an_interrupt_during_a_slow_tool_stops_the_loop(kernel, sim, host):
-    sim.script_tools([{"name": "slow", "arguments": {"n": 1}}], then="never sent")
+    sim.script_tools([{"name": "slow", "arguments": {"n": 1}}], then="never sent",
+                     text="Checking.")
     msg_id = kernel.kc.execute(f"%%llm --tools slow --host {host} -o r\nGo slowly.")
     deadline = time.monotonic() + 10
     while not chats(sim) and time.monotonic() < deadline:
@@ -151,9 +152,10 @@ def test_an_interrupt_during_a_slow_tool_stops_the_loop(kernel, sim, host):
     assert ex.status == "error" and "KeyboardInterrupt" in ex.error["ename"]
     time.sleep(1.0)
     assert len(chats(sim)) == 1  # no further request
-    roles = kernel.value("[m['role'] for m in gleitzeit_nb.app.connections.CONNECTIONS"
-                         ".sessions.get().messages]")
-    assert roles == ["user", "assistant", "tool", "assistant"]  # kept, every call answered
+    kept = kernel.value("[(m['role'], m['content']) for m in gleitzeit_nb.app.connections"
+                        ".CONNECTIONS.sessions.get().messages]")
+    assert [r for r, _ in kept] == ["user", "assistant", "tool", "assistant"]  # every call answered
+    assert kept[1][1] == "Checking." and kept[3][1] == ""  # the text kept once
     assert kernel.run("%llm --host " + host + " still there?").status == "ok"
 
 

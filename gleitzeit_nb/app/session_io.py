@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import itertools
 import json
 from datetime import datetime, timezone
 from pathlib import Path
@@ -24,7 +25,7 @@ from .render import reply_bundle
 from .tool_render import tool_block
 from .tool_runs import ToolRun
 
-__all__ = ["export_session", "load_session", "run_of_call", "FORMAT", "THUMBNAIL_EDGE"]
+__all__ = ["export_session", "load_session", "results_after", "run_of_call", "FORMAT", "THUMBNAIL_EDGE"]
 
 FORMAT = "gleitzeit_nb.session"
 VERSION = 1
@@ -78,15 +79,14 @@ def load_session(path: Path, *, name: str | None = None) -> Any:
 
 def _turns(session: Any) -> list[tuple[str, str, list[str]]]:
     """``(who, markdown, thumbnails)`` per message, tool results folded into their call."""
-    results = {m.get("tool_call_id") or m.get("tool_name"): m for m in session.messages
-               if m.get("role") == "tool"}
     out = []
-    for msg in session.messages:
+    for i, msg in enumerate(session.messages):
         role, content = msg.get("role"), str(msg.get("content") or "")
         if role == "user":
             out.append(("You", escape_html(content), [_thumbnail(i) for i in msg.get("images") or []]))
         elif role == "assistant" and msg.get("tool_calls"):
             blocks = [escape_html(content) + "\n\n"] if content.strip() else []
+            results = results_after(session.messages, i)
             for call in msg["tool_calls"]:
                 run = run_of_call(call, results)
                 blocks.append(tool_block(run)[0])
@@ -99,6 +99,17 @@ def _turns(session: Any) -> list[tuple[str, str, list[str]]]:
             out.append((msg.get("model") or "model", md, []))
         elif role == "system":
             out.append(("System", escape_html(content), []))
+    return out
+
+
+def results_after(messages: list[dict[str, Any]], i: int) -> dict[Any, dict[str, Any]]:
+    """The ``tool`` messages right after ``messages[i]`` (an assistant's calls), by call id and
+    by tool name (ids repeat from one turn to the next: ``call_1_1``)."""
+    out: dict[Any, dict[str, Any]] = {}
+    for msg in itertools.takewhile(lambda m: m.get("role") == "tool", messages[i + 1:]):
+        for key in (msg.get("tool_call_id"), msg.get("tool_name")):
+            if key is not None:
+                out.setdefault(key, msg)
     return out
 
 

@@ -98,6 +98,7 @@ async def converse(req: Any, backend: BackendProvider, request: ChatRequest, dis
                 assistant = {"role": "assistant", "content": text,
                              "tool_calls": [r.call_dict() for r in round_runs]}
                 steps.append(assistant)
+                offset = len(display.text)  # (this round's text is kept in `assistant`)
                 runs.extend(round_runs)
                 if round_no > req.max_tool_rounds:
                     _skip(round_runs, req.max_tool_rounds, display, steps)

@@ -16,7 +16,7 @@ from ..app.render import reply_bundle
 from ..app.replies import Reply
 from ..app.requests import ask_async, make_request, tool_options
 from ..app.settings import SETTINGS
-from ..app.session_io import run_of_call
+from ..app.session_io import results_after, run_of_call
 from ..app.tool_runs import Approver
 from .base import PanelBase, show_bundle
 from .stream import WidgetStream
@@ -142,8 +142,7 @@ class ChatPanel(PanelBase):
             if msg["role"] == "tool":  # (folded into its call)
                 continue
             if msg.get("tool_calls"):  # its results follow it (ids repeat in every turn)
-                results = {m.get("tool_call_id") or m.get("tool_name"): m for m in
-                           itertools.takewhile(lambda m: m["role"] == "tool", messages[i + 1:])}
+                results = results_after(messages, i)
                 said += msg.get("content") or ""
                 tools += [(len(said), run_of_call(c, results)) for c in msg["tool_calls"]]
                 continue
