@@ -133,3 +133,16 @@ def test_export_of_two_tool_turns_shows_each_calls_own_result(kernel, sim, tmp_p
     md = (tmp_path / "tools.md").read_text()
     first, second = md.split("get_rows(n=1)")[1], md.split("get_rows(n=2)")[1]
     assert "rows-1" in first.split("turn 1")[0] and "rows-2" in second.split("turn 2")[0]
+
+
+def test_usage_counts_batch_rows_and_embeddings(kernel, sim):
+    ex = kernel.run("import gleitzeit_nb.batch as B\n"
+                    "B.run_batch(['a', 'b', 'c'], model='llama3.2:latest', progress=False)\n"
+                    "B.embed(['x', 'y'], model='nomic-embed-text:latest', progress=False)")
+    assert ex.status == "ok", ex.error
+    rows = kernel.value("gleitzeit_nb.usage().to_dict('records')")
+    chat = [r for r in rows if r["kind"] == "chat"]
+    embed = [r for r in rows if r["kind"] == "embed"]
+    assert [r["requests"] for r in chat] == [3] and chat[0]["model"] == "llama3.2:latest"
+    sent = [r for r in sim.requests if r.path == "/api/embed"]
+    assert embed and sum(r["requests"] for r in embed) == len(sent)

@@ -14,6 +14,7 @@ from .. import replay
 from ..core import Task, TaskResult, TaskStatus
 from ..core.errors import InvalidParamsError, LLMError
 from ..replay.errors import ReplayMissError
+from ..app.usage import USAGE
 from .limiter import dispatch
 from .progress import Progress, progress_mode
 from ..app.connections import CONNECTIONS
@@ -45,6 +46,7 @@ class _Embedding:
         engine = make_engine(providers)
         limit = await capacity(providers, self.concurrency)
         backend = providers[0]
+        urls = {p.provider_id: p.base_url for p in providers}
         self.model = backend.canonical_model(self.model or await _default_model(backend))
         logger.info("embedding %d texts in %d requests with %s: %s", len(self.texts),
                     len(self.chunks), self.model, limit.describe())
@@ -63,11 +65,16 @@ class _Embedding:
                 except ReplayMissError as exc:  # replay mode: this chunk's error
                     return TaskResult(task_id=f"embed-{k}", status=TaskStatus.FAILED, error=exc)
                 if all(r is not None for r in recorded):
+                    USAGE.add(model=self.model, server=backend.base_url, kind="embed",
+                              replayed=True)
                     return TaskResult(task_id=f"embed-{k}", status=TaskStatus.COMPLETED,
                                       provider_id="replay", result={
                                           "embeddings": [json.loads(r.text) for r in recorded]})
             params = {"model": self.model, "input": texts}
             res = await engine.execute_task(Task(id=f"embed-{k}", method="embed", params=params))
+            usage = {"input_tokens": res.result.get("input_tokens")} if res.ok else {}
+            USAGE.add(model=self.model, server=urls.get(res.provider_id, backend.base_url),
+                      kind="embed", stats=usage, seconds=res.duration or 0.0)
             if keys and res.ok and len(res.result["embeddings"]) == len(texts):
                 vectors = [json.dumps(v) for v in res.result["embeddings"]]
                 # one write a chunk, off the loop: other chunks keep streaming meanwhile

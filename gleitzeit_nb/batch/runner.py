@@ -17,6 +17,7 @@ from ..core.errors import (CapabilityError, InvalidParamsError, LLMError, ModelN
                            ProviderTimeoutError, ProviderUnavailableError, StructuredOutputError)
 from ..app.connections import CONNECTIONS
 from ..app.settings import SETTINGS
+from ..app.usage import USAGE
 from ..app.tool_runs import Approver
 from ..core.engine import TaskStatus
 from ..core.provider import BackendProvider
@@ -118,6 +119,7 @@ class Batch:
             return self._finish()
         providers = self.servers.backends()
         self.backend = providers[0]
+        self._urls = {p.provider_id: p.base_url for p in providers}
         self.engine = make_engine(providers)
         self.limit = await capacity(providers, self.concurrency)
         if self.model is None:
@@ -221,6 +223,10 @@ class Batch:
             outcome = RowOutcome(value, error, reply["usage"].get("output_tokens"), res.duration,
                                  res.provider_id, reply.get("tool_calls"))
             key, canonical = self._keys.pop(i, (None, None))
+            if "tool_calls" not in reply:  # (a tool row's rounds were counted as they went)
+                USAGE.add(model=reply.get("model") or self.model or "", stats=reply["usage"],
+                          server=self._urls.get(res.provider_id, self.backend.base_url),
+                          replayed=res.provider_id == "replay", seconds=res.duration)
             if key is not None and error is None and res.provider_id != "replay":
                 replay.current().save(key, text=reply["response"],
                                       thinking=reply.get("thinking") or "", stats=reply["usage"],
@@ -228,6 +234,9 @@ class Batch:
                                       request=canonical)
         else:
             outcome = RowOutcome(None, res.error, None, res.duration or None, res.provider_id)
+            if res.provider_id in self._urls:  # a request was made and failed
+                USAGE.add(model=self.model or "", server=self._urls[res.provider_id],
+                          seconds=res.duration or 0.0)
         self.outcomes[i] = outcome
         self.progress.add(errors=1 if outcome.error is not None else 0)
         if outcome.error is not None:
