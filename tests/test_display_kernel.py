@@ -157,7 +157,7 @@ def test_terminal_writes_deltas_then_the_footer(capsys):
     d.add("lo")
     assert capsys.readouterr().out == "lo"
     d.finish(stats={"output_tokens": 2, "generation_seconds": 0.1, "finish_reason": "length"})
-    assert capsys.readouterr().out == "\n[m · 2 tokens · 20.0 tok/s · stopped: length limit (raise max_tokens)]\n"
+    assert capsys.readouterr().out == "\n[m · 2 tokens · 20.0 tok/s · stopped: length limit (max_tokens or the context size)]\n"
     assert d.text == "Hello" and d.thinking == "pondering" and d.updates_sent == 0
 
 

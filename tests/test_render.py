@@ -343,7 +343,11 @@ def test_streaming_thinking_shows_only_its_tail():
 @pytest.mark.parametrize("stats, expected", [
     (STATS, "52 tokens · 40.0 tok/s · load 2.1 s · prompt 26 tokens"),
     ({**STATS, "load_seconds": 0.05}, "52 tokens · 40.0 tok/s · prompt 26 tokens"),
-    ({**STATS, "finish_reason": "length"}, "· stopped: length limit (raise max_tokens)"),
+    ({**STATS, "finish_reason": "length"}, "· stopped: length limit (max_tokens or the context size)"),
+    ({**STATS, "finish_reason": "length", "length_limit": "max_tokens"},
+     "· stopped: max_tokens reached (raise --max-tokens / max_tokens=)"),
+    ({**STATS, "finish_reason": "length", "length_limit": "context"},
+     "· stopped: the context size is full (raise --num-ctx / num_ctx=, or the server's; --new starts afresh)"),
     ({"finish_reason": "load"}, "model loaded, nothing generated"),
     ({"finish_reason": "unload"}, "model unloaded"),
     ({"output_tokens": 3, "generation_seconds": None, "input_tokens": None}, "3 tokens"),
@@ -356,7 +360,7 @@ def test_stats_line(stats, expected):
 def test_footer_and_show_stats():
     md = reply_bundle("x", model="qwen3:8b", stats={**STATS, "finish_reason": "length"}, status="done")["text/markdown"]
     assert md.endswith("<sub>qwen3:8b · 52 tokens · 40.0 tok/s · load 2.1 s · prompt 26 tokens · "
-                       "stopped: length limit (raise max&#95;tokens)</sub>")
+                       "stopped: length limit (max&#95;tokens or the context size)</sub>")
     assert "<sub>" not in reply_bundle("x", model="m", stats=STATS, status="done", show_stats=False)["text/markdown"]
     assert "<sub>" not in reply_bundle("x", model="m", stats=STATS)["text/markdown"]  # not while streaming
 

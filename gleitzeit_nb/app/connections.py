@@ -7,15 +7,18 @@ A single instance (``CONNECTIONS``) serves the magics, ``chat()``, the panels, `
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 
-from ..core.backend import ModelInfo
+from ..core.backend import ContextInfo, ModelInfo
 from ..core.errors import InvalidParamsError, LLMError, ModelNotFoundError, ProviderUnavailableError
 from ..core.provider import BackendProvider
 from ..core.secret import Secret, as_secret
 from ..providers.servers import open_backend
 from .sessions import SessionStore
 from .settings import SETTINGS, Server, Settings, api_key
+
+logger = logging.getLogger(__name__)
 
 #: What a capability is called in messages.
 CAPABILITY_NAMES = {"completion": "chat", "vision": "vision", "embedding": "embedding"}
@@ -28,6 +31,7 @@ class Connections:
         self.settings = settings
         self._backends: dict[tuple[object, ...], BackendProvider] = {}
         self._models: dict[str, tuple[float, list[ModelInfo]]] = {}
+        self._contexts: dict[tuple[object, ...], tuple[float, ContextInfo | None]] = {}
         self.sessions = SessionStore()
 
     def backend(self, host: str | None = None, *, api: str | None = None,
@@ -61,6 +65,23 @@ class Connections:
         infos = await backend.list_models()
         self._models[backend.base_url] = (time.monotonic(), infos)
         return infos
+
+    async def context_size(self, backend: BackendProvider, model: str,
+                           num_ctx: int | None = None, *,
+                           max_age: float = 30.0) -> ContextInfo | None:
+        """The context a request for ``model`` gets (cached like the models); None when the
+        server does not say or cannot be asked (the request itself will report that)."""
+        key = (backend.base_url, model, num_ctx)
+        cached = self._contexts.get(key)
+        if cached and time.monotonic() - cached[0] < max_age:
+            return cached[1]
+        try:
+            info = await backend.context_size(model, num_ctx)
+        except LLMError as exc:  # not cached: the server may be back for the next request
+            logger.debug("no context size from %s for %s: %s", backend.base_url, model, exc)
+            return None
+        self._contexts[key] = (time.monotonic(), info)
+        return info
 
     async def pick_model(self, backend: BackendProvider, capability: str) -> str:
         """A model that can do ``capability``: known-capable and loaded first, then known-capable,

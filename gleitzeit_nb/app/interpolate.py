@@ -8,8 +8,9 @@ Rules, applied left to right:
   ``{obj["key"]}``), then an optional conversion ``!r`` / ``!s`` / ``!a`` and an optional format
   spec ``:spec`` that does not start with whitespace (``{x:.2f}``, ``{when:%Y-%m-%d}``; the spec
   may hold nested placeholders: ``{x:.{digits}f}``). The value is found in the namespace and
-  rendered with ``format(value, spec)``; a pandas DataFrame or Series without conversion or spec
-  is rendered as a table (``to_string()``: the same text whatever is installed).
+  rendered with ``format(value, spec)``; a pandas DataFrame or Series without conversion, or
+  with a table form (``:full``, ``:summary``, ``:head(N)``, ``:tail(N)``), is rendered by
+  :mod:`.tables` (whole while it fits ``table_budget``, else a summary).
 * A brace group that is an expression with calls, operators, indexing by a variable, or lambdas
   (``{f()}``, ``{a+b}``, ``{d[key]}``) raises ``InvalidParamsError``: only names, attributes
   and literal indexing are allowed, nothing is evaluated.
@@ -28,11 +29,12 @@ from __future__ import annotations
 
 import ast
 import re
-import warnings
 from collections.abc import Mapping
 from typing import Any
 
 from ..errors import InvalidParamsError
+from .tables import is_table, is_table_spec, table_text
+from .warn import warn_user
 
 __all__ = ["interpolate", "LONG_VALUE_CHARS"]
 
@@ -157,18 +159,17 @@ def _render(field: re.Match[str], content: str, namespace: Mapping[str, Any]) ->
     conv = field["conv"]
     if conv:
         value = _CONVERSIONS[conv](value)
-    if not conv and not spec and _is_pandas_table(value):
-        text = _table_text(value)
-    else:
-        try:
-            text = format(value, spec)
-        except Exception as exc:  # noqa: BLE001 - any __format__ may raise anything
-            raise _fail(content, f"Format spec ':{spec}' does not apply to the "
-                                 f"{type(value).__name__} value ({exc})") from exc
+    if not conv and is_table(value) and is_table_spec(spec):
+        return table_text(value, spec, field["name"] + field["chain"])
+    try:
+        text = format(value, spec)
+    except Exception as exc:  # noqa: BLE001 - any __format__ may raise anything
+        raise _fail(content, f"Format spec ':{spec}' does not apply to the "
+                             f"{type(value).__name__} value ({exc})") from exc
     if len(text) > LONG_VALUE_CHARS:
-        warnings.warn(
-            f"{{{content}}} puts {len(text):,} characters into the prompt; it is kept in full, "
-            "but it may not fit the model's context window.", stacklevel=3)
+        warn_user(f"{{{content}}} puts {len(text):,} characters into the prompt; it is kept in "
+                  "full and checked against the model's context size before sending. Shorten "
+                  "the value if the model need not see all of it.")
     return text
 
 
@@ -231,17 +232,3 @@ def _not_a_placeholder(content: str) -> InvalidParamsError:
         "key are allowed (e.g. {name}, {obj.attr}, {obj['key']}, {obj[0]}, {x:.2f}), and "
         "nothing is evaluated. Compute the value in a cell and use its name, or write "
         f"{{{{{content}}}}} for literal braces.", param="prompt")
-
-
-def _is_pandas_table(value: Any) -> bool:
-    """A pandas DataFrame or Series (or subclass), detected without importing pandas."""
-    return any(cls.__name__ in ("DataFrame", "Series")
-               and getattr(cls, "__module__", "").split(".")[0] == "pandas"
-               for cls in type(value).__mro__)
-
-
-def _table_text(value: Any) -> str:
-    """The table as pandas prints it: the same prompt (and replay key) on every machine.
-
-    (``to_markdown`` would depend on whether the optional ``tabulate`` is installed.)"""
-    return str(value.to_string())

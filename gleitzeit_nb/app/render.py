@@ -22,7 +22,10 @@ THINKING_TAIL = 4000
 
 _MARKS = {"interrupted": ("⏹", "interrupted — partial reply"), "stopped": ("⏹", "stopped — partial reply"),
           "error": ("⚠", "error")}
-_DONE_REASONS = {"length": "stopped: length limit (raise max_tokens)",
+_DONE_REASONS = {"length": "stopped: length limit (max_tokens or the context size)",
+                 "max_tokens": "stopped: max_tokens reached (raise --max-tokens / max_tokens=)",
+                 "context": "stopped: the context size is full (raise --num-ctx / num_ctx=, or "
+                            "the server's; --new starts afresh)",
                  "max_tool_rounds": "stopped: tool round limit (raise max_tool_rounds)",
                  "load": "model loaded, nothing generated", "unload": "model unloaded"}
 # Entities for what Markdown, HTML or JupyterLab's math pass would act on: shown as typed.
@@ -43,7 +46,9 @@ def stats_line(stats: Mapping[str, Any] | None, *, status: str = "done") -> str:
     ``"llama.cpp · 52 tokens · 41.3 tok/s · prompt 26 tokens"`` (the server software first,
     so a footer says which model on which server wrote the reply, also when replayed).
 
-    Load time shows from 0.1 s; finish reason "stop" adds nothing, "length" says how to get more.
+    Load time shows from 0.1 s; finish reason "stop" adds nothing, "length" says which limit
+    was hit (``length_limit``: "max_tokens" or "context", see :func:`.fit.length_limit`) and how
+    to get more.
     """
     stats = stats or {}
     parts = [str(stats["server"])] if stats.get("server") else []
@@ -61,6 +66,8 @@ def stats_line(stats: Mapping[str, Any] | None, *, status: str = "done") -> str:
     if prompt is not None:
         parts.append(f"prompt {prompt:.0f} tokens")
     reason = stats.get("finish_reason")
+    if reason == "length":
+        reason = stats.get("length_limit") or reason
     if reason and reason != "stop":
         parts.append(_DONE_REASONS.get(reason, f"stopped: {reason}"))
     return " · ".join(parts)

@@ -22,6 +22,7 @@ from ..core.provider import BackendProvider
 from ..core.requests import chat_request
 from ..core.tools import Tool, as_tool
 from .connections import CONNECTIONS, Connections
+from .fit import check_fit, length_limit
 from .replies import Reply
 from .settings import SETTINGS
 from .structured import format_for, parse_reply
@@ -75,7 +76,7 @@ def make_request(prompt: str, *, images: list[PreparedImage] | None = None,
                  deadline: float | None = None, session: str | None = None, new: bool = False,
                  json: bool = False, schema: Any = None, remember: bool = True,
                  tools: Sequence[Any] | None = None, approve: str | Approver | None = None,
-                 max_tool_rounds: int | None = None) -> Request:
+                 max_tool_rounds: int | None = None, num_ctx: int | None = None) -> Request:
     """A request with whatever the caller leaves out (None) taken from ``SETTINGS``: the one
     place where every entry point (magics, ``chat()``, panels) gets its defaults.
 
@@ -95,7 +96,8 @@ def make_request(prompt: str, *, images: list[PreparedImage] | None = None,
         options={"system": s.system if system is None else system,
                  "temperature": s.temperature if temperature is None else temperature,
                  "max_tokens": s.max_tokens if max_tokens is None else max_tokens,
-                 "seed": seed, "file_path": file_path, "think": think})
+                 "seed": seed, "file_path": file_path, "think": think,
+                 "num_ctx": s.num_ctx if num_ctx is None else num_ctx})
 
 
 def tool_options(tools: Sequence[Any] | None, approve: str | Approver | None,
@@ -159,6 +161,7 @@ async def ask_async(req: Request, display: Any = None, conn: Connections = CONNE
             return _finish(req, session, user, model, _replayed(hit, model, display))
     if req.images and req.model:
         await _warn_if_blind(conn, backend, model)
+    await check_fit(conn, backend, request)
     try:
         reply = await stream_reply(backend, request, display, deadline=req.deadline)
     except (KeyboardInterrupt, asyncio.CancelledError):
@@ -190,6 +193,8 @@ async def stream_reply(backend: BackendProvider, request: Any, display: Any, *,
     async with ticking(display):
         stream = await stream_round(backend, request, display, deadline=deadline)
     stats = stream.usage.as_dict()
+    if limit := length_limit(stats, request.max_tokens):
+        stats["length_limit"] = limit
     display.finish(stats=stats, status="done")
     return Reply(stream.text, thinking=stream.thinking, stats=stats, model=stream.model,
                  status="done")

@@ -47,6 +47,8 @@ class Settings:
     deadline: float | None = None
     temperature: float | None = None
     max_tokens: int | None = None
+    num_ctx: int | None = None  # context size to ask for (where the server takes one)
+    table_budget: int = 2000  # tokens a DataFrame in a prompt may take before it is summarised
     system: str | None = None
     max_image_edge: int = 1024
     show_stats: bool = True

@@ -22,6 +22,7 @@ from ..core.errors import CapabilityError, LLMError, ProviderTimeoutError, Strea
 from ..core.provider import BackendProvider
 from ..replay.errors import ReplayMissError, record_hint
 from .connections import Connections
+from .fit import check_fit
 from .replies import Reply
 from .tool_runs import ToolRun, execute
 from .usage import USAGE
@@ -82,6 +83,7 @@ async def converse(req: Any, backend: BackendProvider, request: ChatRequest, dis
                 else:
                     if live_rounds == 0:
                         await _check_capability(conn, backend, model)
+                    await check_fit(conn, backend, request)
                     live_rounds += 1
                     stream = await stream_round(backend, request, display, deadline=req.deadline)
                     text, thinking = stream.text, stream.thinking

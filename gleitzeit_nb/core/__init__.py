@@ -3,7 +3,7 @@
 Plain asyncio; no IPython or notebook imports here.
 """
 
-from .backend import (SAMPLING, ChatRequest, EmbedRequest, EmbedResult, ModelInfo, ReplyStream,
+from .backend import (SAMPLING, ChatRequest, ContextInfo, EmbedRequest, EmbedResult, ModelInfo, ReplyStream,
                       StreamChunk, ToolCall, Usage)
 from .engine import ExecutionEngine, Task, TaskResult, TaskStatus
 from .errors import (
@@ -22,7 +22,7 @@ from .registry import ProtocolProviderRegistry, RegistryError
 from .tools import Tool, tool_from_function
 
 __all__ = [
-    "ChatRequest", "EmbedRequest", "EmbedResult", "ModelInfo", "ReplyStream",
+    "ChatRequest", "ContextInfo", "EmbedRequest", "EmbedResult", "ModelInfo", "ReplyStream",
     "StreamChunk", "ToolCall", "Usage", "SAMPLING", "BackendProvider",
     "LLM_PROTOCOL_V1", "validate_params", "ProtocolProvider", "ProtocolProviderRegistry",
     "RegistryError", "Task", "TaskStatus", "TaskResult", "ExecutionEngine", "LLMError",

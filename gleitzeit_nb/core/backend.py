@@ -9,6 +9,7 @@ through a :class:`~gleitzeit_nb.core.provider.BackendProvider`, which each API s
     await embed(EmbedRequest) -> EmbedResult
     await list_models()       -> [ModelInfo]   (capabilities None when the server does not say)
     await capacity_hint()     -> int | None    (parallel slots, when the server publishes them)
+    await context_size(model, num_ctx=None) -> ContextInfo | None   (the context a request gets)
     await aclose()
 
 Requests and usage name no server's option or stats keys: ``max_tokens``, ``input_tokens``,
@@ -24,7 +25,7 @@ from typing import Any
 
 from .reply_stream import ReplyStream, StreamChunk
 
-__all__ = ["ChatRequest", "EmbedRequest", "EmbedResult", "ModelInfo", "ReplyStream",
+__all__ = ["ChatRequest", "ContextInfo", "EmbedRequest", "EmbedResult", "ModelInfo", "ReplyStream",
            "StreamChunk", "ToolCall", "Usage", "SAMPLING"]
 
 #: Sampling settings every API takes by these names (one table; replay keys use it too).
@@ -179,3 +180,21 @@ class ModelInfo:
     def can(self, capability: str) -> bool | None:
         """True or False when known, None when the server does not publish capabilities."""
         return None if self.capabilities is None else capability in self.capabilities
+
+
+@dataclass(frozen=True)
+class ContextInfo:
+    """The context size (prompt and reply, in tokens) a request to a model gets on a server.
+
+    ``tokens`` is None when the server does not say. ``source`` says where the number comes
+    from, for messages ("this request's num_ctx", "the server's slots"). ``adjustable``: a
+    request may set it (the ``num_ctx`` option); False: fixed when the server started.
+    ``trained`` is the model's trained maximum when known; ``hint`` says how to raise the size
+    on this server (for messages).
+    """
+
+    tokens: int | None
+    source: str = ""
+    adjustable: bool = False
+    trained: int | None = None
+    hint: str = ""

@@ -12,7 +12,8 @@ from collections.abc import Iterable, Sequence
 
 __all__ = ["LLMError", "InvalidParamsError", "ImageError", "ProviderUnavailableError",
            "ModelNotFoundError", "ProviderTimeoutError", "ProviderResponseError",
-           "CapabilityError", "StreamError", "StructuredOutputError", "RETRYABLE_STATUS",
+           "CapabilityError", "StreamError", "StructuredOutputError", "ContextLengthError",
+           "RETRYABLE_STATUS",
            "CAPABILITY_VERBS"]
 
 
@@ -123,6 +124,22 @@ class CapabilityError(ProviderResponseError):
         what = f"{who} cannot {CAPABILITY_VERBS.get(capability, 'do ' + capability)}"
         super().__init__(f"{where} {what}{fix}.",
                          status_code=status_code, server_error=server_error, url=url)
+
+
+class ContextLengthError(LLMError, ValueError):
+    """A prompt does not fit the model's context size: refused before sending (``estimated``:
+    ``tokens`` is our estimate) or by the server (``tokens`` counted by it).
+
+    ``limit`` is the context size and ``reserved`` the part of it kept for the reply (tokens).
+    """
+
+    def __init__(self, message: str, *, tokens: int, limit: int, reserved: int = 0,
+                 estimated: bool = True, url: str | None = None) -> None:
+        super().__init__(message, url=url)
+        self.tokens = tokens
+        self.limit = limit
+        self.reserved = reserved
+        self.estimated = estimated
 
 
 class StreamError(LLMError):

@@ -2,7 +2,8 @@
 
 ``BackendProvider`` is a ``ProtocolProvider`` whose ``llm/v1`` methods run on the backend seam
 (:mod:`.backend`): a server API implements ``stream_chat``, ``embed``, ``list_models``,
-``capacity_hint`` and ``aclose``, and gets ``handle_request`` / ``stream_request`` for free.
+``capacity_hint``, ``context_size`` and ``aclose``, and gets ``handle_request`` /
+``stream_request`` for free.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from . import protocol as _protocol
-from .backend import ChatRequest, EmbedRequest, EmbedResult, ModelInfo
+from .backend import ChatRequest, ContextInfo, EmbedRequest, EmbedResult, ModelInfo
 from .errors import InvalidParamsError
 from .protocol import LLM_PROTOCOL_V1
 from .reply_stream import ReplyStream
@@ -114,6 +115,11 @@ class BackendProvider(ProtocolProvider):
 
     async def capacity_hint(self) -> int | None:
         """Requests the server runs at once, when it says; None: unknown."""
+        return None
+
+    async def context_size(self, model: str, num_ctx: int | None = None) -> ContextInfo | None:
+        """The context size a chat request to ``model`` gets (``num_ctx``: the size the request
+        asks for, where the API takes one); None: unknown."""
         return None
 
     async def aclose(self) -> None:

@@ -36,6 +36,11 @@ class LLMSettingsTraits(Configurable):
                                                  "limit)").tag(config=True)
     temperature = Float(_D.temperature, allow_none=True, help="Default temperature, 0–2 (None: the model's)").tag(config=True)
     max_tokens = Int(_D.max_tokens, allow_none=True, help="Default reply length limit in tokens").tag(config=True)
+    num_ctx = Int(_D.num_ctx, allow_none=True,
+                  help="Context size in tokens to ask for (Ollama's num_ctx; an OpenAI-compatible "
+                       "server's is fixed when it starts). None: the server's").tag(config=True)
+    table_budget = Int(_D.table_budget, help="Tokens a DataFrame in a prompt may take; a larger one "
+                       "is sent as a summary ({df:full} sends it whole)").tag(config=True)
     system = Unicode(_D.system, allow_none=True, help="Default system prompt").tag(config=True)
     max_image_edge = Int(_D.max_image_edge, help="Longest image edge sent to vision models, in pixels").tag(config=True)
     show_stats = Bool(_D.show_stats, help="Show the tokens / speed footer under replies").tag(config=True)
@@ -75,7 +80,7 @@ class LLMSettingsTraits(Configurable):
             raise TraitError(f"temperature must be between 0 and 2, not {value}")
         return value
 
-    @validate("max_tokens", "max_image_edge", "max_tool_rounds")
+    @validate("max_tokens", "max_image_edge", "max_tool_rounds", "num_ctx", "table_budget")
     def _check_positive(self, proposal: dict[str, Any]) -> int | None:
         value = proposal["value"]
         if value is not None and value < 1:

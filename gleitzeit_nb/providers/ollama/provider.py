@@ -7,9 +7,10 @@ import logging
 import os
 from typing import Any
 
-from ...core.backend import ChatRequest, EmbedRequest, EmbedResult, ModelInfo
+from ...core.backend import ChatRequest, ContextInfo, EmbedRequest, EmbedResult, ModelInfo
 from ..base import HttpProvider
 from ...core.secret import Secret
+from .context import context_info
 from .host import host_from_env, is_loopback, parse_host
 from .payload import build_chat_body, build_embed_body
 from .stream import ChatStream
@@ -88,6 +89,11 @@ class OllamaProvider(HttpProvider):
             return int(value) if int(value) > 0 else None
         except ValueError:
             return None
+
+    async def context_size(self, model: str, num_ctx: int | None = None) -> ContextInfo:
+        """From ``/api/show`` and ``/api/ps`` (see :mod:`.context` for Ollama's rules)."""
+        show, running = await asyncio.gather(self.show_model(model), self.running_models())
+        return context_info(show, running, model, self.base_url, num_ctx)
 
     # -- models --------------------------------------------------------------------------------
     async def show_model(self, name: str) -> dict[str, Any]:

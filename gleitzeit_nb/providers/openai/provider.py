@@ -7,7 +7,8 @@ from typing import Any
 
 import httpx
 
-from ...core.backend import ChatRequest, EmbedRequest, EmbedResult, ModelInfo
+from ...core.backend import ChatRequest, ContextInfo, EmbedRequest, EmbedResult, ModelInfo
+from ...core.errors import LLMError
 from ..base import HttpProvider
 from .payload import build_chat_body, build_embed_body
 from .stream import CompletionStream
@@ -15,6 +16,11 @@ from .transport import (DEFAULT_BASE_URL, OpenAITransport, RetryPolicy, Timeouts
                         normalize_base_url)
 
 logger = logging.getLogger("gleitzeit_nb.providers.openai")
+
+#: How to get a larger context from an OpenAI-compatible server: restart it.
+LLAMA_CPP_HINT = ("start llama-server with a larger --ctx-size (-c; it is shared by the "
+                  "--parallel slots), or run fewer slots")
+FIXED_HINT = "start the server with a larger context (llama-server: --ctx-size; vLLM: --max-model-len)"
 
 
 class OpenAICompatibleProvider(HttpProvider):
@@ -83,15 +89,45 @@ class OpenAICompatibleProvider(HttpProvider):
 
     async def capacity_hint(self) -> int | None:
         """llama.cpp's slots (``total_slots`` at ``/props`` beside ``/v1``); else None."""
+        slots = (await self._props()).get("total_slots")
+        return slots if _positive(slots) else None
+
+    async def context_size(self, model: str, num_ctx: int | None = None) -> ContextInfo:
+        """The context per slot of a llama.cpp server (``/props``
+        ``default_generation_settings.n_ctx``: the ``--ctx-size`` shared by the slots), or a
+        vLLM model's ``max_model_len``; fixed when the server started, whatever ``num_ctx``."""
+        props = await self._props()
+        n_ctx = (props.get("default_generation_settings") or {}).get("n_ctx", props.get("n_ctx"))
+        if _positive(n_ctx):
+            slots = props.get("total_slots")
+            where = f"each of the server's {slots} slots" if _positive(slots) and slots > 1 \
+                else "the server's context"
+            return ContextInfo(n_ctx, where, adjustable=False, hint=LLAMA_CPP_HINT)
+        entry = next((m for m in await self._entries() if m.get("id") == model), {})
+        size = entry.get("max_model_len")
+        return ContextInfo(size if _positive(size) else None, "the server's max_model_len",
+                           adjustable=False, hint=FIXED_HINT)
+
+    async def _props(self) -> dict[str, Any]:
+        """llama.cpp's ``/props`` (beside ``/v1``); {} from any other server."""
         try:
             response = await self._transport.client().get(f"{self._transport.root}/props",
                                                           timeout=2.0)
-            slots = response.json().get("total_slots") if response.status_code == 200 else None
-        except (httpx.HTTPError, ValueError, AttributeError) as exc:
-            logger.debug("no capacity hint from %s: %s", self.base_url, type(exc).__name__)
-            return None
-        return slots if isinstance(slots, int) and not isinstance(slots, bool) and slots > 0 \
-            else None
+            data = response.json() if response.status_code == 200 else {}
+        except (httpx.HTTPError, ValueError) as exc:
+            logger.debug("no /props at %s: %s", self.base_url, type(exc).__name__)
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    async def _entries(self) -> list[dict[str, Any]]:
+        try:
+            return _entries(await self._transport.request_json("GET", "/models"))
+        except LLMError:
+            return []
+
+
+def _positive(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
 def _entries(data: dict[str, Any]) -> list[dict[str, Any]]:

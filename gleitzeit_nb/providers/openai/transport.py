@@ -11,7 +11,8 @@ from typing import Any
 
 import httpx
 
-from ...core.errors import RETRYABLE_STATUS, InvalidParamsError, LLMError, ModelNotFoundError
+from ...core.errors import (RETRYABLE_STATUS, ContextLengthError, InvalidParamsError, LLMError,
+                           ModelNotFoundError)
 from ..capabilities import capability_error
 from ..http import (HttpTransport, RetryPolicy, Secret, Timeouts, body_text, cap_first,
                     looks_like_html)
@@ -112,6 +113,8 @@ class OpenAITransport(HttpTransport):
             fix = ("The API key sent was not accepted; " if self._api_key is not None
                    else "This server needs an API key; ")
             return self._error(f"{where} {fix}{KEY_HINT}.", status, server_error)
+        if _error_type(raw) == "exceed_context_size_error":
+            return _too_long(_loads(raw)["error"], where, self.base_url)
         # A 400 counts only when it names the model: "unknown field for model" is no such case.
         if model and (_error_code(raw) == "model_not_found" or
                       (status == 404 or status == 400 and model in server_error)
@@ -176,6 +179,24 @@ def error_message(data: Any) -> str:
     if detail:
         return str(detail)
     return str(data.get("message") or "")
+
+
+def _too_long(error: dict[str, Any], where: str, url: str) -> ContextLengthError:
+    """llama.cpp's ``exceed_context_size_error``: the prompt's tokens and the slot's context."""
+    tokens, limit = error.get("n_prompt_tokens"), error.get("n_ctx")
+    size = f"{limit:,} tokens" if isinstance(limit, int) else "its context size"
+    return ContextLengthError(
+        f"{where} The prompt does not fit the server's context ({size} per slot). Shorten it "
+        "(a DataFrame as {df:summary} or {df:head(20)}, --new for a long conversation), or "
+        "start llama-server with a larger --ctx-size (-c; it is shared by the --parallel "
+        "slots).", tokens=tokens if isinstance(tokens, int) else 0,
+        limit=limit if isinstance(limit, int) else 0, estimated=False, url=url)
+
+
+def _error_type(raw: bytes) -> str:
+    data = _loads(raw)
+    error = data.get("error") if isinstance(data, dict) else None
+    return str(error.get("type") or "") if isinstance(error, dict) else ""
 
 
 def _error_code(raw: bytes) -> str:

@@ -1,0 +1,116 @@
+"""A pandas DataFrame or Series in a prompt: whole while it fits a budget, else a summary.
+
+``{df}`` is the whole table (``to_string()``) while its estimated tokens stay within
+``SETTINGS.table_budget``; beyond that it is a summary: the shape, the dtypes, ``describe()``
+and the first and last rows, saying it is one and how to get more. Explicit forms:
+``{df:full}`` (whole, with a warning when over the budget), ``{df:summary}``, ``{df:head(N)}``
+and ``{df:tail(N)}``. Only pandas' own ``to_string`` is used, so the text (and a replay key)
+is the same whatever optional packages are installed.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from ..core.errors import InvalidParamsError
+from .settings import SETTINGS
+from .tokens import estimate_tokens
+from .warn import warn_user
+
+__all__ = ["is_table", "is_table_spec", "table_text", "summary"]
+
+#: Rows of each end shown in a summary.
+SAMPLE_ROWS = 5
+#: Rows rendered to judge a big table's size without rendering all of it.
+_PROBE_ROWS = 200
+_SPEC = re.compile(r"full|summary|(?P<end>head|tail)\((?P<n>\d+)\)")
+
+
+def is_table(value: Any) -> bool:
+    """A pandas DataFrame or Series (or subclass), detected without importing pandas."""
+    return any(cls.__name__ in ("DataFrame", "Series")
+               and getattr(cls, "__module__", "").split(".")[0] == "pandas"
+               for cls in type(value).__mro__)
+
+
+def is_table_spec(spec: str) -> bool:
+    """Whether ``spec`` (after the ``:`` of a placeholder) is one of the table forms."""
+    return not spec or _SPEC.fullmatch(spec) is not None
+
+
+def table_text(value: Any, spec: str, name: str, budget: int | None = None) -> str:
+    """The text of ``{name:spec}`` for a DataFrame or Series ``value`` (see module doc)."""
+    budget = SETTINGS.table_budget if budget is None else budget
+    form = _SPEC.fullmatch(spec) if spec else None
+    if spec and form is None:
+        raise InvalidParamsError(
+            f"{{{name}:{spec}}}: a table takes :full, :summary, :head(N) or :tail(N).",
+            param="prompt")
+    if form is not None and form["end"]:
+        part = value.head(int(form["n"])) if form["end"] == "head" else value.tail(int(form["n"]))
+        return _text(part)
+    if spec == "summary":
+        return summary(value, name)
+    if spec == "full":
+        text = _text(value)
+        tokens = estimate_tokens(text)
+        if tokens > budget:
+            warn_user(f"{{{name}:full}} puts the whole table into the prompt: about "
+                      f"{tokens:,} tokens ({len(text):,} characters). It is checked against the "
+                      "model's context size before sending; {" + name + ":summary} or {" + name
+                      + ":head(20)} send less.")
+        return text
+    size = _rough_tokens(value)
+    if size <= 2 * budget:
+        text = _text(value)
+        size = estimate_tokens(text)
+        if size <= budget:
+            return text
+    warn_user(f"{{{name}}} is a table of about {size:,} tokens, more than the table budget "
+              f"({budget:,}; %config LLMMagics.table_budget): the prompt gets a summary (shape, "
+              f"dtypes, describe(), first and last {SAMPLE_ROWS} rows). {{{name}:full}} sends "
+              f"every row, {{{name}:head(50)}} the first 50.")
+    return summary(value, name)
+
+
+def summary(value: Any, name: str) -> str:
+    """Shape, dtypes, ``describe()`` and the first and last rows, saying it is a summary."""
+    frame = value.ndim == 2
+    shape = (f"{value.shape[0]:,} rows × {value.shape[1]:,} columns" if frame
+             else f"{len(value):,} values")
+    kind = "DataFrame" if frame else "Series"
+    parts = [f"[Summary of the {kind} {name} ({shape}), not the whole table. {{{name}:full}} "
+             f"sends every row.]",
+             "dtypes:\n" + (value.dtypes.to_string() if frame else str(value.dtype))]
+    described = _describe(value)
+    if described:
+        parts.append("describe():\n" + described)
+    if len(value) > 2 * SAMPLE_ROWS:
+        parts += [f"first {SAMPLE_ROWS} rows:\n" + _text(value.head(SAMPLE_ROWS)),
+                  f"last {SAMPLE_ROWS} rows:\n" + _text(value.tail(SAMPLE_ROWS))]
+    else:
+        parts.append("rows:\n" + _text(value))
+    return "\n\n".join(parts)
+
+
+def _describe(value: Any) -> str:
+    try:
+        described = value.describe(include="all") if value.ndim == 2 else value.describe()
+    except (TypeError, ValueError):  # e.g. no columns
+        return ""
+    return _text(described)
+
+
+def _rough_tokens(value: Any) -> int:
+    """The table's tokens, extrapolated from its first rows (a huge table is not rendered)."""
+    rows = len(value) if hasattr(value, "__len__") else 0
+    if rows <= _PROBE_ROWS:
+        return estimate_tokens(_text(value))
+    return estimate_tokens(_text(value.head(_PROBE_ROWS))) * rows // _PROBE_ROWS
+
+
+def _text(value: Any) -> str:
+    """As pandas prints it: the same text on every machine (``to_markdown`` would depend on
+    whether the optional ``tabulate`` is installed)."""
+    return str(value.to_string())
