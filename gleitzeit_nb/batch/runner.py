@@ -13,9 +13,11 @@ from typing import Any
 from .. import replay
 from ..replay.errors import ReplayMissError
 from ..core import LLM_PROTOCOL_V1, ExecutionEngine, ProtocolProviderRegistry, Task, TaskResult
-from ..core.errors import (CapabilityError, InvalidParamsError, LLMError, ModelNotFoundError,
-                           ProviderTimeoutError, ProviderUnavailableError, StructuredOutputError)
+from ..core.errors import (CapabilityError, ContextLengthError, InvalidParamsError, LLMError,
+                           ModelNotFoundError, ProviderTimeoutError, ProviderUnavailableError,
+                           StructuredOutputError)
 from ..app.connections import CONNECTIONS
+from ..app.fit import check_fit
 from ..app.settings import SETTINGS
 from ..app.usage import USAGE
 from ..app.tool_runs import Approver
@@ -185,6 +187,10 @@ class Batch:
                                       "response": hit.text, "thinking": hit.thinking,
                                       "usage": hit.stats or {}, "model": hit.model,
                                       "finish_reason": (hit.stats or {}).get("finish_reason")})
+        try:
+            await self._check_fit(params)
+        except ContextLengthError as exc:  # this row's error: the others may fit
+            return TaskResult(task_id=f"row-{i}", status=TaskStatus.FAILED, error=exc)
         task = Task(id=f"row-{i}", method=method, params=params)
         return await self._within_deadline(self.engine.execute_task(task), task.id)
 
@@ -198,6 +204,12 @@ class Batch:
                 f"The reply took longer than the deadline of {self.deadline} s. Raise it with "
                 "deadline= (in a notebook: %config LLMMagics.deadline = …) or ask for less "
                 "(max_tokens).", phase="deadline"))
+
+    async def _check_fit(self, params: dict[str, Any]) -> None:
+        """Refuse a row whose prompt cannot fit the model's context (see :mod:`..app.fit`)."""
+        request = chat_request("chat", params)  # (images are counted, not encoded again)
+        request.messages[-1]["images"] = params.get("images") or []
+        await check_fit(CONNECTIONS, self.backend, request, warn=False)
 
     def _lookup(self, i: int, replayer: Any, params: dict[str, Any]) -> Any:
         """The recorded reply of row ``i`` (keyed like the chat pipeline), or None to go live."""
@@ -266,11 +278,11 @@ def _batch(items: Any, prompt: str | None, *, variables: Mapping[str, Any] | Non
            images: bool, **kw: Any) -> Batch:
     rows = build_rows(items, prompt, images=images, variables=variables)
     s = SETTINGS  # what a call leaves out comes from the settings (%config LLMMagics)
-    for name in ("system", "temperature", "max_tokens", "max_image_edge", "deadline"):
+    for name in ("system", "temperature", "max_tokens", "num_ctx", "max_image_edge", "deadline"):
         if kw[name] is None:
             kw[name] = getattr(s, name)
     kw["model"] = kw["model"] or s.model_for(images)
-    options = {k: kw.pop(k) for k in ("system", "temperature", "max_tokens", "seed")}
+    options = {k: kw.pop(k) for k in ("system", "temperature", "max_tokens", "seed", "num_ctx")}
     servers = Servers(**{k: kw.pop(k) for k in ("host", "hosts", "api", "api_key_env",
                                                   "timeout", "chunk_timeout")})
     return Batch(rows, images=images, options=options, servers=servers, **kw)
@@ -280,7 +292,7 @@ def run_batch(items: Any, prompt: str | None = None, *, model: str | None = None
               concurrency: int | None = None, schema: Any = None, images: bool = False,
               on_error: str = "collect", system: str | None = None,
               temperature: float | None = None, max_tokens: int | None = None,
-              seed: int | None = None, host: str | None = None,
+              seed: int | None = None, num_ctx: int | None = None, host: str | None = None,
               hosts: Sequence[str] | None = None, api: str | None = None,
               api_key_env: str | None = None, timeout: float | None = None,
               chunk_timeout: float | None = None, deadline: float | None = None,
@@ -309,7 +321,7 @@ def run_batch(items: Any, prompt: str | None = None, *, model: str | None = None
     (llama.cpp; a local Ollama in its environment), else learned while running (see
     ``result.concurrency_source``). ``hosts`` (URLs or server names) spreads the rows over
     several servers of one API by their capacity. Arguments left out (model, host, api,
-    api_key_env, system, temperature, max_tokens, timeouts, ``deadline`` for each row,
+    api_key_env, system, temperature, max_tokens, num_ctx, timeouts, ``deadline`` for each row,
     max_image_edge) come from the settings (``%config LLMMagics``).
 
     ``tools`` are functions the model may call for each row (the tool loop of ``chat()``,

@@ -42,6 +42,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-t", "--temperature", type=float, help="sampling temperature, 0–2")
     p.add_argument("--max-tokens", type=int, help="stop each reply after this many tokens")
     p.add_argument("--seed", type=int, help="random seed")
+    p.add_argument("--num-ctx", type=int, metavar="N",
+                   help="context size in tokens (Ollama's num_ctx; default: LLMMagics.num_ctx)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--host", metavar="NAME_OR_URL",
                    help="server: a name from %%llm_host or a URL (default: LLMMagics.host)")
@@ -89,7 +91,8 @@ def llm_batch_magic(shell: Any, line: str, cell: str | None = None) -> Any:
             items, template, model=args.model, concurrency=args.concurrency, schema=schema,
             images=args.images, on_error=args.on_error, system=args.system,
             temperature=args.temperature, max_tokens=args.max_tokens, seed=args.seed,
-            host=args.host, progress=False if args.no_progress else SETTINGS.display,
+            num_ctx=args.num_ctx, host=args.host,
+            progress=False if args.no_progress else SETTINGS.display,
             variables=user_ns, tools=tools, approve=_approve(args.approve, user_ns),
             max_tool_rounds=args.max_tool_rounds)
     except (KeyboardInterrupt, LLMError) as exc:

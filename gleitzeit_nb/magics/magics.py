@@ -83,7 +83,7 @@ class LLMMagics(Magics, LLMSettingsTraits):
                            seed=args.seed, file_path=args.file, think=args.think,
                            session=args.session, new=args.new, json=fmt == "json", schema=schema,
                            tools=tools, approve=args.approve,
-                           max_tool_rounds=args.max_tool_rounds)
+                           max_tool_rounds=args.max_tool_rounds, num_ctx=args.num_ctx)
         try:
             reply = ask(req, display=SETTINGS.display, plain=fmt == "text")
         except (KeyboardInterrupt, LLMError) as exc:

@@ -94,6 +94,9 @@ def llm_parser() -> argparse.ArgumentParser:
     p.add_argument("--think", nargs="?", const=True, type=_think, metavar="LEVEL",
                    help="show the model's thinking (thinking models); optional level low|medium|high")
     _tools(p, approve="ask before each tool call (always) or not (never)")
+    p.add_argument("--num-ctx", type=int, metavar="N",
+                   help="context size in tokens for this request (Ollama's num_ctx; default: "
+                        "LLMMagics.num_ctx)")
     _host(p)
     return p
 

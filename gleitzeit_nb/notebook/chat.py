@@ -32,12 +32,12 @@ def chat(prompt: str, *, model: str | None = None, session: str | None = None, n
          deadline: float | None = None, display: str | None = None,
          remember: bool = True, tools: Sequence[Any] | None = None,
          approve: str | Callable[..., Any] | None = None,
-         max_tool_rounds: int | None = None) -> Reply:
+         max_tool_rounds: int | None = None, num_ctx: int | None = None) -> Reply:
     """Ask a model from Python code (scripts, loops): the twin of ``%%llm``.
 
     Every argument left out takes its default from the settings (``%config LLMMagics`` in a
     notebook, ``gleitzeit_nb.SETTINGS`` in a script): ``model``, ``host``, ``temperature``,
-    ``max_tokens``, ``system``, timeouts. Returns a ``Reply``: a ``str`` with ``.thinking``,
+    ``max_tokens``, ``system``, ``num_ctx``, timeouts. Returns a ``Reply``: a ``str`` with ``.thinking``,
     ``.usage`` and, with ``json=True`` or ``schema=``, the parsed object (a pydantic instance
     for a pydantic class) on ``.value``. ``display`` is None (show nothing), "auto", "live",
     "final" or "terminal". Conversation memory works as in the magic: ``session`` names it,
@@ -59,5 +59,5 @@ def chat(prompt: str, *, model: str | None = None, session: str | None = None, n
         file_path=file, think=think, host=host, api=api, api_key_env=api_key_env,
         timeout=timeout, chunk_timeout=chunk_timeout, deadline=deadline, session=session,
         new=new, json=json, schema=schema, remember=remember, tools=tools, approve=approve,
-        max_tool_rounds=max_tool_rounds)
+        max_tool_rounds=max_tool_rounds, num_ctx=num_ctx)
     return ask(req, display=display)
