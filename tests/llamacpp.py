@@ -215,6 +215,11 @@ class LlamaServer:
                 out[name] = float(value)
         return out
 
+    def requests_started(self) -> int:
+        """Requests the server took into a slot so far (its log's ``launch_slot_`` lines):
+        /metrics counts none that it rejects, such as a prompt longer than the context."""
+        return Path(self.log_path).read_text(errors="replace").count("launch_slot_")
+
     def slots(self) -> list[dict[str, Any]]:
         return self.get("/slots").json()
 
