@@ -82,7 +82,8 @@ LAYERS = {"core": 0, "providers": 1, "replay": 2, "app": 3, "local": 3, "noteboo
 #: Names only a provider package (and the simulator) may use.
 BACKEND_NAMES = ("OllamaProvider", "num_predict", "eval_count", "load_duration",
                  "/api/chat", "/api/tags", "/api/show", "/api/embed", "/api/ps",
-                 "OLLAMA_NUM_PARALLEL", "chat/completions", "reasoning_content")
+                 "OLLAMA_NUM_PARALLEL", "chat/completions", "reasoning_content", "/props",
+                 "OLLAMA_CONTEXT_LENGTH")
 
 
 def _imports(path: Path) -> list[str]:

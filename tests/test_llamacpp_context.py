@@ -74,8 +74,9 @@ def test_a_prompt_longer_than_the_context_is_refused_before_sending(llama):
 
 
 def test_num_ctx_is_not_silently_ignored(llama):
-    with pytest.warns(UserWarning, match=r"num_ctx=8192 has no effect on the OpenAI-compatible "
-                                         r"server .* here 2,048 tokens .*--ctx-size") as caught:
+    with pytest.warns(UserWarning, match=r"num_ctx=8192 has no effect on the server at .*: its "
+                                         r"context is fixed when it starts, here 2,048 tokens "
+                                         r".*--ctx-size") as caught:
         reply = gleitzeit_nb.chat("Say hi.", host=llama.v1, model="smollm2", num_ctx=8192,
                                   max_tokens=4, temperature=0, display=None, remember=False)
     assert reply.text and caught[0].filename == __file__

@@ -42,9 +42,8 @@ async def check_fit(conn: Connections, backend: BackendProvider, request: ChatRe
     if num_ctx is not None and not info.adjustable and backend.base_url not in _warned_fixed:
         _warned_fixed.add(backend.base_url)
         size = f"{info.tokens:,} tokens ({info.source})" if info.tokens else "its own size"
-        warn_user(f"num_ctx={num_ctx} has no effect on the OpenAI-compatible server at "
-                  f"{backend.base_url}: its context is fixed when it starts, here {size}. To "
-                  f"change it, {info.hint}.")
+        warn_user(f"num_ctx={num_ctx} has no effect on the server at {backend.base_url}: its "
+                  f"context is fixed when it starts, here {size}. To change it, {info.hint}.")
     if not info.tokens:
         return info
     estimate = estimate_messages(request.messages, request.tools)

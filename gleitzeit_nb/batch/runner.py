@@ -128,6 +128,8 @@ class Batch:
             capability = "vision" if self.images else "completion"
             self.model = await CONNECTIONS.pick_model(providers[0], capability)
         self.model = self.backend.canonical_model(self.model)
+        if replay.current().mode != "replay":  # once for all rows (each row's check is cached)
+            await CONNECTIONS.context_size(self.backend, self.model, self.options.get("num_ctx"))
         logger.info("batch of %d rows with %s on %s: %s", len(todo), self.model,
                     ", ".join(p.base_url for p in providers), self.limit.describe())
         self.progress = Progress(len(self.rows), progress_mode(self.progress_arg))
