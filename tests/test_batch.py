@@ -36,7 +36,9 @@ def sim4():
 
 
 def chats(sim) -> list[str]:
-    return [r.body["messages"][-1]["content"] for r in sim.requests if r.path == "/api/chat"]
+    # (a request cancelled while it was being sent arrives without a body)
+    return [r.body["messages"][-1]["content"] for r in sim.requests
+            if r.path == "/api/chat" and r.body]
 
 
 def echo_of(reply: str) -> str:

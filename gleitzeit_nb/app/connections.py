@@ -77,9 +77,9 @@ class Connections:
             return cached[1]
         try:
             info = await backend.context_size(model, num_ctx)
-        except LLMError as exc:  # not cached: the server may be back for the next request
+        except LLMError as exc:  # (cached too: a batch's rows do not all ask again)
             logger.debug("no context size from %s for %s: %s", backend.base_url, model, exc)
-            return None
+            info = None
         self._contexts[key] = (time.monotonic(), info)
         return info
 
