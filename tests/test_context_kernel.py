@@ -73,14 +73,16 @@ def test_num_ctx_reaches_the_request_options(kernel, sim):
             "%%llm\nhi",
             "r = gleitzeit_nb.chat('hi', num_ctx=12288, display=None)",
             "b = gleitzeit_nb.batch(['a', 'b'], num_ctx=6144, progress=False)",
-            "items = ['x']\n%llm_batch --num-ctx 3072 --no-progress items"]
+            "items = ['x']\n%llm_batch --num-ctx 3072 --no-progress items",
+            "1 / 0",
+            "%llm_fix --num-ctx 24576"]
     for code in runs:
         ex = kernel.run(code)
-        assert ex.error is None, (code, ex.error)
+        assert ex.error is None or code == "1 / 0", (code, ex.error)
     kernel.run("%config LLMMagics.num_ctx = None")
     kernel.run("%%llm\nhi")
     sent = [body.get("options", {}).get("num_ctx") for body in chats(sim)]
-    assert sent == [8192, 16384, 12288, 6144, 6144, 3072, None]
+    assert sent == [8192, 16384, 12288, 6144, 6144, 3072, 24576, None]
 
 
 def test_a_prompt_that_cannot_fit_is_refused_before_sending(kernel, sim):

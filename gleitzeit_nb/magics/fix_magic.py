@@ -40,7 +40,7 @@ def llm_fix_magic(magics: Any, line: str) -> None:
     req = make_request(fix_prompt(error, _summaries(shell, error)), model=args.model,
                        host=args.host, system=args.system, temperature=args.temperature,
                        max_tokens=args.max_tokens, seed=args.seed, session=args.session,
-                       remember=args.session is not None)
+                       remember=args.session is not None, num_ctx=args.num_ctx)
     reply = ask(req, display=SETTINGS.display)
     if args.code:
         put_code_next(shell, reply)

@@ -37,6 +37,12 @@ def _sampling(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--out", metavar="VAR", help="store the result in this variable")
 
 
+def _context(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--num-ctx", type=int, metavar="N",
+                   help="context size in tokens for this request (Ollama's num_ctx; default: "
+                        "LLMMagics.num_ctx)")
+
+
 def _host(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", metavar="NAME_OR_URL",
                    help="server for this request: a name from %%llm_host or a URL "
@@ -94,9 +100,7 @@ def llm_parser() -> argparse.ArgumentParser:
     p.add_argument("--think", nargs="?", const=True, type=_think, metavar="LEVEL",
                    help="show the model's thinking (thinking models); optional level low|medium|high")
     _tools(p, approve="ask before each tool call (always) or not (never)")
-    p.add_argument("--num-ctx", type=int, metavar="N",
-                   help="context size in tokens for this request (Ollama's num_ctx; default: "
-                        "LLMMagics.num_ctx)")
+    _context(p)
     _host(p)
     return p
 
@@ -120,6 +124,7 @@ def fix_parser() -> argparse.ArgumentParser:
     p.add_argument("-s", "--session", help="also keep the exchange in this chat session")
     p.add_argument("--system", help="system prompt for this request")
     _sampling(p)
+    _context(p)
     _host(p)
     return p
 
