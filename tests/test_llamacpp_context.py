@@ -15,12 +15,21 @@ from gleitzeit_nb.core.backend import ChatRequest
 from gleitzeit_nb.core.errors import ContextLengthError
 from gleitzeit_nb.providers import OpenAICompatibleProvider
 
+from .conftest import _llama_server
 from .text_samples import ENGLISH, samples
 
 #: SmolLM2 is an English model: other languages take it up to 2x the estimate.
 ENGLISH_KINDS = ("English prose", "Python code", "DataFrame to_string", "DataFrame describe()",
                  "CSV", "JSON")
 LONG = ENGLISH * 8  # ~3,700 tokens: almost twice a slot's 2,048
+
+
+@pytest.fixture(scope="module")
+def llama(request):
+    """This module's own server (8,192 tokens over 4 slots, as the shared one): its long
+    prompts fill the slots' caches, which would change how the shared server batches later
+    requests, and so the greedy text of the tests that compare slots."""
+    return _llama_server(request, slots=4, embedding=False)
 
 
 def user(text: str) -> list[dict[str, str]]:
