@@ -113,7 +113,8 @@ async def test_stop_during_a_slow_tool_ends_the_loop(sim, host):
     history = CONNECTIONS.sessions.get(panel.session).messages
     assert [m["role"] for m in history] == ["user", "assistant", "tool", "assistant"]
     assert history[1]["tool_calls"][0]["name"] == "slow_lookup"
-    assert history[2]["content"] == "Error: not run: the user interrupted."
+    assert history[2]["content"] == ("Error: interrupted by the user while running; it may "
+                                     "have had effects.")
     assert history[3]["interrupted"] is True
     # the kept history is a valid conversation: the next request carries the call's result
     sim.clear_tool_scripts()

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .markdown import escape_html
-from .tool_render import tool_block
+from .tool_render import one_kind_of_newline, tool_block
 
 __all__ = ["STATUSES", "THINKING_TAIL", "reply_bundle", "stats_line", "waiting_bundle"]
 
@@ -83,7 +83,7 @@ def _thinking(thinking: str, *, streaming: bool) -> tuple[str, str]:
     if streaming and len(thinking) > THINKING_TAIL:
         shown = thinking[-THINKING_TAIL:]
         note = f" (last {THINKING_TAIL:,} of {len(thinking):,} characters)"
-    body = html.escape(shown).replace("\n", "<br>")
+    body = html.escape(one_kind_of_newline(shown)).replace("\n", "<br>")
     if streaming:
         head = f"<details open><summary>Thinking…{note}</summary>"
     else:

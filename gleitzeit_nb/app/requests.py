@@ -86,6 +86,7 @@ def make_request(prompt: str, *, images: list[PreparedImage] | None = None,
     """
     s = SETTINGS
     images = list(images or [])
+    check_format_and_tools(tools, json or schema is not None)
     tool_list, approve, rounds = tool_options(tools, approve, max_tool_rounds)
     return Request(
         tools=tool_list, approve=approve, max_tool_rounds=rounds,
@@ -98,6 +99,17 @@ def make_request(prompt: str, *, images: list[PreparedImage] | None = None,
                  "max_tokens": s.max_tokens if max_tokens is None else max_tokens,
                  "seed": seed, "file_path": file_path, "think": think,
                  "num_ctx": s.num_ctx if num_ctx is None else num_ctx})
+
+
+def check_format_and_tools(tools: Sequence[Any] | None, structured: bool) -> None:
+    """JSON output and tools together are refused: the format would constrain every round's
+    reply, so the model could not call a tool."""
+    if tools and structured:
+        raise InvalidParamsError(
+            "JSON output (json=, schema=, --json, --schema) and tools cannot be combined: the "
+            "format would constrain every round's reply, so the model could not call a tool. "
+            "Ask with tools first, then for the JSON in a second request (a session keeps the "
+            "tool results).", param="tools")
 
 
 def tool_options(tools: Sequence[Any] | None, approve: str | Approver | None,
@@ -311,6 +323,12 @@ class Silent:
 
     def update_tool(self, run: Any) -> None:
         pass
+
+    async def approve(self, run: Any) -> bool:
+        """Nobody watches a silent display: refused, saying how to be asked."""
+        run.error = ("refused: nobody was asked (no display); pass display='auto', or "
+                     "approve= a function that decides")
+        return False
 
     def finish(self, **_: Any) -> None:
         pass

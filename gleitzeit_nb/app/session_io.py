@@ -121,9 +121,9 @@ def run_of_call(call: dict[str, Any], results: dict[Any, dict[str, Any]]) -> Too
     result = results.get(call.get("id")) or results.get(name) or {}
     text = str(result.get("content") or "")
     failed = text.startswith("Error: ")
+    status = result.get("status") or ("error" if failed else "ok")  # (older sessions: none)
     return ToolRun(id=str(call.get("id") or ""), name=name, arguments=function.get("arguments"),
-                   round=0, status="error" if failed else "ok", result=text,
-                   error=text[7:] if failed else None)
+                   round=0, status=status, result=text, error=text[7:] if failed else None)
 
 
 def _markdown(session: Any) -> str:

@@ -1,152 +1,210 @@
 """The tool loop: the model asks for calls, they run in the kernel, their results go back,
 until the model answers (or ``max_tool_rounds`` rounds of calls have run).
 
-Every round is one request, streamed into the same display, on either API. Each round is
-recorded and replayed like any reply; the model's calls come from the recording, and the
-tools **run again** on replay (they are the notebook's own functions: a report shows what they
-return now). A result that differs from the recorded one is reported: the next round's request
-would not be the recorded one. In ``replay`` mode that is an error naming the tool; in ``auto``
-mode a warning, and the rest of the conversation goes live and is recorded anew.
+Every round is one request, streamed into the same display, on either API; ``deadline``
+bounds the whole conversation. Each round is recorded and replayed like any reply (see
+:mod:`.tool_replay`). Whatever happens (an answer, an error, an interrupt), the session keeps
+the transcript with a result for every call, so the next request is valid on every server.
 """
 
 from __future__ import annotations
 
 import asyncio
 import inspect
-import warnings
+import time
 from typing import Any
 
 from .. import replay
 from ..core.backend import ChatRequest, ToolCall
 from ..core.errors import CapabilityError, LLMError, ProviderTimeoutError, StreamError
 from ..core.provider import BackendProvider
-from ..replay.errors import ReplayMissError, record_hint
 from .connections import Connections
 from .fit import check_fit
 from .replies import Reply
+from .tool_replay import check_unchanged, recorded_decision, recorded_result
 from .tool_runs import ToolRun, execute
 from .usage import USAGE
 
-__all__ = ["converse", "ToolResultChangedError"]
+__all__ = ["converse"]
 
 #: Stats summed over a conversation's rounds (the rest come from its last round).
 _SUMMED = ("input_tokens", "output_tokens", "load_seconds", "prompt_seconds",
            "generation_seconds", "total_seconds")
 
 
-class ToolResultChangedError(ReplayMissError):
-    """Replay mode: a tool returned something else than when the conversation was recorded."""
-
-    def __init__(self, run: ToolRun, *, model: str, prompt: str, store: Any) -> None:
-        LLMError.__init__(
-            self,
-            f"Replay: tool '{run.name}' ({run.arguments_text()}) returned a different result "
-            f"than when this conversation was recorded (recorded: {_short(run.recorded)}; now: "
-            f"{_short(run.result)}), so the model's next answer is not in the store "
-            f"{store}. The notebook's data or the function changed; to record it again, "
-            f"{record_hint()}.")
-        self.prompt, self.model, self.key = prompt, model, None
-        from pathlib import Path
-
-        self.store = Path(store)
-
-
 async def converse(req: Any, backend: BackendProvider, request: ChatRequest, display: Any, *,
                    conn: Connections, session: Any, user: dict[str, Any], model: str) -> Reply:
     """Run the rounds of one tool conversation (``req.tools`` set; see the module doc)."""
-    tools = {t.name: t for t in req.tools}
-    approve = _approver(req.approve, display)
-    replayer = replay.current()
-    steps: list[dict[str, Any]] = []  # this turn's assistant tool_calls and tool messages
-    runs: list[ToolRun] = []
-    totals: dict[str, Any] = {}
-    live_rounds = 0
-    text = thinking = ""
-    offset = 0
-    display.start()
-    try:
-        from .requests import stream_round, ticking
+    return await _Conversation(req, backend, request, display, conn, session, user, model).run()
 
-        async with ticking(display):
-            for round_no in range(1, req.max_tool_rounds + 2):
-                key = canonical = hit = None
-                offset = len(display.text)  # where this round's text starts
-                if replayer.active:
-                    canonical = replay.chat_request_key(backend.kind, request)
-                    key, hit = replayer.find(canonical)
-                if hit is not None:
-                    USAGE.add(model=request.model, server=backend.base_url, stats=hit.stats,
-                              replayed=True)
-                    text, thinking, stats = hit.text, hit.thinking, dict(hit.stats)
-                    calls = [ToolCall.of(c) for c in hit.tool_calls]
-                    display.add(text, thinking)
-                else:
-                    if live_rounds == 0:
-                        await _check_capability(conn, backend, model)
-                    await check_fit(conn, backend, request)
-                    live_rounds += 1
-                    stream = await stream_round(backend, request, display, deadline=req.deadline)
-                    text, thinking = stream.text, stream.thinking
-                    stats, calls = stream.usage.as_dict(), list(stream.tool_calls)
-                _add_stats(totals, stats)
-                if not calls:
-                    if key is not None and hit is None:
-                        replayer.save(key, text=text, thinking=thinking, stats=stats,
-                                      model=stream.model, status="done", request=canonical)
-                    break
-                round_runs = [ToolRun(id=f"call_{round_no}_{i}", name=c.name,
-                                      arguments=c.arguments, round=round_no)
-                              for i, c in enumerate(calls, 1)]
-                assistant = {"role": "assistant", "content": text,
-                             "tool_calls": [r.call_dict() for r in round_runs]}
-                steps.append(assistant)
-                offset = len(display.text)  # (this round's text is kept in `assistant`)
-                runs.extend(round_runs)
-                if round_no > req.max_tool_rounds:
-                    _skip(round_runs, req.max_tool_rounds, display, steps)
-                    totals["finish_reason"] = "max_tool_rounds"
-                    break
-                recorded = {r.get("id"): r for r in (hit.tool_results if hit else ())}
-                for run, call in zip(round_runs, calls):
-                    run.recorded = recorded.get(run.id, {}).get("result")
-                    display.add_tool(run)
-                    try:
-                        await execute(run, tools, approve=approve,
-                                      arguments_error=call.arguments_error)
-                    finally:
-                        display.update_tool(run)
-                    steps.append(run.message())
-                if hit is not None:
-                    for run in round_runs:  # shown as recorded, so a replayed report is stable
-                        run.seconds = recorded.get(run.id, {}).get("seconds", run.seconds)
-                    _check_unchanged(round_runs, replayer, model, req.prompt)
-                elif key is not None:
-                    replayer.save(key, text=text, thinking=thinking, stats=stats,
-                                  model=stream.model, status="done", request=canonical,
-                                  tool_calls=[r.call_dict() for r in round_runs],
-                                  tool_results=[_recorded(r) for r in round_runs])
-                request.messages = [*request.messages, assistant,
-                                    *(r.message() for r in round_runs)]
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        display.finish(stats=None, status="interrupted")  # (once: a stream may have done it)
-        _keep(req, session, user, model, steps, runs, display.text[offset:])
-        raise
-    except (StreamError, ProviderTimeoutError) as exc:
-        display.finish(stats=None, status="error")
-        req.partial = exc.partial
-        _keep(req, session, user, model, steps, runs, exc.partial)
-        raise
-    except LLMError:
-        display.finish(stats=None, status="error")
-        raise
-    status = "replayed" if live_rounds == 0 else "done"
-    display.finish(stats=totals, status=status)
-    reply = Reply(text, thinking=thinking, stats=totals, model=model, status=status,
-                  tool_calls=runs)
-    if req.remember:
-        session.add_turn(user, text, model=model, steps=steps, stats=totals, thinking=thinking,
-                         status=status)
-    return reply
+
+class _Conversation:
+    def __init__(self, req: Any, backend: BackendProvider, request: ChatRequest, display: Any,
+                 conn: Connections, session: Any, user: dict[str, Any], model: str) -> None:
+        self.req, self.backend, self.request, self.display = req, backend, request, display
+        self.conn, self.session, self.user, self.model = conn, session, user, model
+        self.tools = {t.name: t for t in req.tools}
+        self.approve = _approver(req.approve, display)
+        self.replayer = replay.current()
+        self.steps: list[dict[str, Any]] = []  # assistant tool_calls and tool messages
+        self.runs: list[ToolRun] = []
+        self.totals: dict[str, Any] = {}
+        self.live_rounds = 0
+        self.text = self.thinking = ""
+        self.offset = 0  # where the text not yet kept in `steps` starts
+        self.ends_at = None if req.deadline is None else time.monotonic() + req.deadline
+
+    async def run(self) -> Reply:
+        from .requests import ticking
+
+        display = self.display
+        display.start()
+        try:
+            async with ticking(display):
+                await self._rounds()
+        except (KeyboardInterrupt, asyncio.CancelledError):
+            display.finish(stats=None, status="interrupted")  # (once: a stream may have done it)
+            self._keep(display.text[self.offset:])
+            raise
+        except (StreamError, ProviderTimeoutError) as exc:
+            display.finish(stats=None, status="error")
+            self._keep(exc.partial)
+            raise
+        except BaseException:  # an error line follows; the transcript so far stays valid
+            display.finish(stats=None, status="error")
+            self._keep("")
+            raise
+        status = "replayed" if self.live_rounds == 0 else "done"
+        display.finish(stats=self.totals, status=status)
+        if self.req.remember:
+            final = "" if self.totals.get("finish_reason") == "max_tool_rounds" else self.text
+            self.session.add_turn(self.user, final, model=self.model, steps=self.steps,
+                                  stats=self.totals, thinking=self.thinking, status=status)
+        return Reply(self.text, thinking=self.thinking, stats=self.totals, model=self.model,
+                     status=status, tool_calls=self.runs)
+
+    async def _rounds(self) -> None:
+        req, display = self.req, self.display
+        for round_no in range(1, req.max_tool_rounds + 2):
+            self.offset = len(display.text)
+            calls, hit, key, canonical, stats, served_by = await self._model_turn()
+            _add_stats(self.totals, stats)
+            if not calls:
+                if key is not None and hit is None:
+                    self.replayer.save(key, text=self.text, thinking=self.thinking, stats=stats,
+                                       model=served_by, status="done", request=canonical)
+                return
+            runs = [ToolRun(id=f"call_{round_no}_{i}", name=c.name, arguments=c.arguments,
+                            round=round_no) for i, c in enumerate(calls, 1)]
+            self.runs.extend(runs)
+            assistant = {"role": "assistant", "content": self.text,
+                         "tool_calls": [r.call_dict() for r in runs]}
+            self.steps.append(assistant)
+            self.offset = len(display.text)  # (this round's text is kept in `assistant`)
+            over = round_no > req.max_tool_rounds
+            if over:
+                self._skip(runs)
+                self.totals["finish_reason"] = "max_tool_rounds"
+            else:
+                await self._run_calls(runs, calls, hit)
+            if hit is not None and not over:
+                check_unchanged(runs, self.replayer, self.model, req.prompt)
+            elif key is not None and hit is None:
+                self.replayer.save(key, text=self.text, thinking=self.thinking, stats=stats,
+                                   model=served_by, status="done", request=canonical,
+                                   tool_calls=[r.call_dict() for r in runs],
+                                   tool_results=[recorded_result(r) for r in runs])
+            if over:
+                return
+            self.request.messages = [*self.request.messages, assistant,
+                                     *(r.message() for r in runs)]
+
+    async def _model_turn(self) -> tuple[list[ToolCall], Any, Any, Any, dict[str, Any], str]:
+        """One model reply, replayed or live: its calls, the recording (or None), the replay
+        key and canonical request, its stats and the model that served it."""
+        from .requests import stream_round
+
+        backend, request, display = self.backend, self.request, self.display
+        key = canonical = hit = None
+        if self.replayer.active:
+            canonical = replay.chat_request_key(backend.kind, request)
+            key, hit = self.replayer.find(canonical)
+        if hit is not None:
+            USAGE.add(model=request.model, server=backend.base_url, stats=hit.stats,
+                      replayed=True)
+            self.text, self.thinking = hit.text, hit.thinking
+            display.add(hit.text, hit.thinking)
+            return ([ToolCall.of(c) for c in hit.tool_calls], hit, key, canonical,
+                    dict(hit.stats), hit.model or self.model)
+        if self.live_rounds == 0:
+            await _check_capability(self.conn, backend, self.model)
+        await check_fit(self.conn, backend, request)
+        self.live_rounds += 1
+        stream = await stream_round(backend, request, display, deadline=self._remaining())
+        self.text, self.thinking = stream.text, stream.thinking
+        return (list(stream.tool_calls), None, key, canonical, stream.usage.as_dict(),
+                stream.model)
+
+    async def _run_calls(self, runs: list[ToolRun], calls: list[ToolCall], hit: Any) -> None:
+        recorded = {r.get("id"): r for r in (hit.tool_results if hit is not None else ())}
+        display = self.display
+        for run, call in zip(runs, calls):
+            before = recorded.get(run.id, {})
+            run.recorded, run.recorded_status = before.get("result"), before.get("status")
+            approve = self.approve if hit is None else recorded_decision(before)
+            run.status = "pending" if approve is not None else "running"
+            display.add_tool(run)
+            try:
+                await execute(run, self.tools, approve=approve,
+                              arguments_error=call.arguments_error,
+                              on_running=display.update_tool)
+            finally:
+                if hit is not None and "seconds" in before:
+                    run.seconds = before["seconds"]  # as recorded: a replayed report is stable
+                display.update_tool(run)
+            self.steps.append({**run.message(), "status": run.status})
+            if self._remaining() == 0:
+                raise self._deadline_error()
+
+    def _skip(self, runs: list[ToolRun]) -> None:
+        """The calls past ``max_tool_rounds``: not run; their results say why."""
+        for run in runs:
+            run.status = "skipped"
+            run.error = f"not run: the limit of {self.req.max_tool_rounds} tool rounds was reached"
+            run.result = f"Error: {run.error}."
+            self.display.add_tool(run)
+            self.steps.append({**run.message(), "status": run.status})
+
+    def _remaining(self) -> float | None:
+        return None if self.ends_at is None else max(0.0, self.ends_at - time.monotonic())
+
+    def _deadline_error(self) -> ProviderTimeoutError:
+        return ProviderTimeoutError(
+            f"The tool conversation with '{self.model}' at {self.backend.base_url} took longer "
+            f"than the deadline of {self.req.deadline} s ({len(self.runs)} calls made). Raise "
+            "it with deadline= (in a notebook: %config LLMMagics.deadline = …).",
+            phase="deadline", url=self.backend.base_url, partial="")
+
+    def _keep(self, text: str) -> None:
+        """An unfinished conversation: every call gets a result in the history (a call without
+        one breaks the next request on OpenAI-compatible servers), then the partial reply."""
+        answered = {m.get("tool_call_id") for m in self.steps if m.get("role") == "tool"}
+        for run in self.runs:
+            if run.id in answered:
+                continue
+            if run.status == "running" or (run.status == "interrupted" and run.seconds):
+                run.status, run.error = "interrupted", "interrupted while running"
+                run.result = ("Error: interrupted by the user while running; it may have had "
+                              "effects.")
+            elif not run.result:
+                run.status, run.error = "interrupted", "not run: the user interrupted"
+                run.result = "Error: not run: the user interrupted."
+            self.steps.append({**run.message(), "status": run.status})
+        if self.req.partial is None:
+            self.req.partial = text
+        if self.req.remember and (self.steps or text):
+            self.session.add_turn(self.user, text, interrupted=True, model=self.model,
+                                  steps=self.steps)
 
 
 def _approver(policy: Any, display: Any) -> Any:
@@ -154,13 +212,7 @@ def _approver(policy: Any, display: Any) -> Any:
     if policy == "never":
         return None
     if policy == "always":
-        ask = getattr(display, "approve", None)
-
-        async def nobody(run: ToolRun) -> bool:
-            run.error = "nobody to approve it (this display cannot ask)"
-            return False
-
-        return ask if ask is not None else nobody
+        return display.approve
 
     async def call(run: ToolRun) -> bool:
         answer = policy(run)
@@ -181,34 +233,6 @@ async def _check_capability(conn: Connections, backend: BackendProvider, model: 
                               url=backend.base_url)
 
 
-def _skip(runs: list[ToolRun], limit: int, display: Any, steps: list[dict[str, Any]]) -> None:
-    """The calls past ``max_tool_rounds``: not run; their results say why (for the history)."""
-    for run in runs:
-        run.status = "skipped"
-        run.error = f"not run: the limit of {limit} tool rounds was reached"
-        run.result = f"Error: {run.error}."
-        display.add_tool(run)
-        display.update_tool(run)
-        steps.append(run.message())
-
-
-def _check_unchanged(runs: list[ToolRun], replayer: Any, model: str, prompt: str) -> None:
-    changed = [r for r in runs if r.recorded is not None and r.recorded != r.result]
-    if not changed:
-        return
-    error = ToolResultChangedError(changed[0], model=model, prompt=prompt, store=replayer.path)
-    if replayer.mode == "replay":
-        raise error
-    warnings.warn(error.message + " The rest of this conversation runs live.", stacklevel=2)
-
-
-def _recorded(run: ToolRun) -> dict[str, Any]:
-    out = {"id": run.id, "name": run.name, "result": run.result, "status": run.status}
-    if run.seconds is not None:
-        out["seconds"] = round(run.seconds, 3)
-    return out
-
-
 def _add_stats(totals: dict[str, Any], stats: dict[str, Any]) -> None:
     for k, v in stats.items():
         if k in _SUMMED and isinstance(v, (int, float)):
@@ -216,25 +240,3 @@ def _add_stats(totals: dict[str, Any], stats: dict[str, Any]) -> None:
         else:
             totals[k] = v
     totals["rounds"] = totals.get("rounds", 0) + 1
-
-
-def _keep(req: Any, session: Any, user: dict[str, Any], model: str, steps: list[dict[str, Any]],
-          runs: list[ToolRun], text: str) -> None:
-    """An interrupted conversation: every call gets a result in the history (a call without
-    one breaks the next request on OpenAI-compatible servers), then the partial reply."""
-    answered = {m.get("tool_call_id") for m in steps if m.get("role") == "tool"}
-    for run in runs:
-        if run.id not in answered:
-            if run.status in ("pending", "running"):
-                run.status, run.error = "interrupted", "interrupted"
-            run.result = run.result or "Error: not run: the user interrupted."
-            steps.append(run.message())
-    if req.partial is None:
-        req.partial = text
-    if req.remember:
-        session.add_turn(user, text, interrupted=True, model=model, steps=steps)
-
-
-def _short(text: str | None, limit: int = 80) -> str:
-    flat = " ".join(str(text or "").split())
-    return repr(flat if len(flat) <= limit else flat[: limit - 1] + "…")

@@ -1,9 +1,10 @@
 """One tool call as a collapsed block: name, arguments, result preview, duration, error.
 
 Everything in it came from the model or from a function the model steered, so all of it is
-escaped: the block is one line of HTML (no blank line, fence or math in a result can break it
-open, and ``$`` / ``\\`` are entities so JupyterLab's math pass leaves them alone). A DataFrame
-result previews as a small table whose cells are escaped text.
+escaped: the block is one line of HTML (every line end, ``\r`` included, becomes an entity, so
+no blank line, fence or math in a result can break it open, and ``$`` / ``\\`` are entities so
+JupyterLab's math pass leaves them alone). A DataFrame result previews as a small table whose
+cells are escaped text.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import html
 from typing import Any
 
-__all__ = ["tool_block", "PREVIEW_CHARS", "PREVIEW_ROWS"]
+__all__ = ["tool_block", "one_kind_of_newline", "PREVIEW_CHARS", "PREVIEW_ROWS"]
 
 PREVIEW_CHARS = 600
 PREVIEW_ROWS = 5
@@ -23,7 +24,14 @@ _ENTITIES = str.maketrans({"$": "&#36;", "\\": "&#92;", "\n": "&#10;", "`": "&#9
 
 
 def _text(value: Any) -> str:
-    return html.escape(str(value), quote=True).translate(_ENTITIES)
+    return html.escape(one_kind_of_newline(str(value)), quote=True).translate(_ENTITIES)
+
+
+def one_kind_of_newline(text: str) -> str:
+    """``\r\n``, ``\r`` and the Unicode line / paragraph separators as ``\n``: a Markdown
+    parser reads each as a line end (two make a blank line, which ends an HTML block)."""
+    return text.replace("\r\n", "\n").replace("\r", "\n").replace("\u2028", "\n") \
+        .replace("\u2029", "\n")
 
 
 def tool_block(run: Any) -> tuple[str, str]:

@@ -1,13 +1,15 @@
 """Running one tool call: validate the model's arguments, ask for approval, call, time, catch.
 
 A call never raises for what the model or the function did wrong: an unknown tool, arguments
-that do not validate, a refusal and an exception in the function all become a result the model
-reads (``Error: …``), and the :class:`ToolRun` says what happened. Only an interrupt or a
-cancellation propagates (the loop stops).
+that do not validate, a refusal, an exception in the function (``SystemExit`` included) and a
+return value that cannot be shown all become a result the model reads (``Error: …``), and the
+:class:`ToolRun` says what happened. Only an interrupt or a cancellation propagates (the loop
+stops).
 """
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import json
 import time
@@ -20,7 +22,7 @@ from ..core.tools import Tool
 
 __all__ = ["ToolRun", "Approver", "APPROVAL_MODES", "result_text", "execute"]
 
-#: ``approve=`` as a word: "never" asks (calls run at once), "always" asks before each call.
+#: ``approve=`` as a word: "never" (calls run without asking), "always" (ask before each call).
 APPROVAL_MODES = ("never", "always")
 #: A callable policy: gets the call, returns (or resolves to) True to run it.
 Approver = Callable[["ToolRun"], Union[bool, Awaitable[bool]]]
@@ -50,6 +52,7 @@ class ToolRun:
     error: str | None = None
     seconds: float | None = None
     recorded: str | None = field(default=None, repr=False)
+    recorded_status: str | None = field(default=None, repr=False)
 
     def call_dict(self) -> dict[str, Any]:
         """The call as the assistant message carries it."""
@@ -75,31 +78,45 @@ def result_text(value: Any, limit: int = RESULT_CHARS) -> str:
     """What the model reads for a function's return value.
 
     Text as is; a DataFrame or Series as its ``to_string()`` (pandas is never imported here);
-    a pydantic model, dict, list or number as JSON; anything else as ``str()``. Past ``limit``
-    characters it is cut with a note saying how much was left out.
+    a pydantic model, dict, list or number as JSON; anything else (or what fails to convert)
+    as ``str()``, else ``repr()``. Past ``limit`` characters it is cut with a note saying how
+    much was left out.
     """
-    if value is None:
-        text = "null"
-    elif isinstance(value, str):
-        text = value
-    elif hasattr(value, "model_dump_json"):
-        text = value.model_dump_json()
-    elif callable(getattr(value, "to_string", None)) and hasattr(value, "shape"):
-        text = value.to_string(max_rows=60, max_cols=20)
-    else:
+    try:
+        text = _as_text(value)
+    except Exception:  # a value whose conversion fails: its plain form
         try:
-            text = json.dumps(value, ensure_ascii=False)
-        except (TypeError, ValueError):
             text = str(value)
+        except Exception:
+            text = object.__repr__(value)
     if len(text) > limit:
         text = f"{text[:limit]}\n… [cut: {len(text) - limit:,} more characters]"
     return text
 
 
+def _as_text(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, str):
+        return value
+    if hasattr(value, "model_dump_json"):
+        return value.model_dump_json()
+    if callable(getattr(value, "to_string", None)) and hasattr(value, "shape"):
+        if len(value.shape) > 1:  # a DataFrame (a Series has no max_cols)
+            return value.to_string(max_rows=60, max_cols=20)
+        return value.to_string(max_rows=60)
+    try:
+        return json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):
+        return str(value)
+
+
 async def execute(run: ToolRun, tools: Mapping[str, Tool], *,
                   approve: Callable[[ToolRun], Awaitable[bool]] | None,
-                  arguments_error: str | None = None, limit: int = RESULT_CHARS) -> ToolRun:
-    """Run ``run`` with the function it names; ``approve`` (None: no asking) decides first.
+                  arguments_error: str | None = None, limit: int = RESULT_CHARS,
+                  on_running: Callable[[ToolRun], None] | None = None) -> ToolRun:
+    """Run ``run`` with the function it names; ``approve`` (None: no asking) decides first;
+    ``on_running`` hears when the function starts.
 
     The function runs in the kernel's thread, as a cell would, so it sees the notebook's
     objects and a kernel interrupt stops it; an async function is awaited.
@@ -130,18 +147,20 @@ async def execute(run: ToolRun, tools: Mapping[str, Tool], *,
                           "arguments. Answer without it, or say what you would need.")
             return run
     run.status = "running"
+    if on_running is not None:
+        on_running(run)
     start = time.perf_counter()
     try:
         value = tool.function(**kwargs)
         if inspect.isawaitable(value):
             value = await value
-    except Exception as exc:
-        run.seconds = time.perf_counter() - start
-        return _fail(run, "error", f"{type(exc).__name__}: {exc}")
-    except BaseException:  # interrupt, cancellation, SystemExit: the loop stops
+    except (KeyboardInterrupt, asyncio.CancelledError):  # the loop stops
         run.seconds = time.perf_counter() - start
         run.status, run.error = "interrupted", "interrupted"
         raise
+    except BaseException as exc:  # an exception, SystemExit from argparse… : the model hears it
+        run.seconds = time.perf_counter() - start
+        return _fail(run, "error", f"{type(exc).__name__}: {exc}")
     run.seconds = time.perf_counter() - start
     run.status, run.value, run.result = "ok", value, result_text(value, limit)
     return run

@@ -19,6 +19,7 @@ from ..core.errors import (CapabilityError, ContextLengthError, InvalidParamsErr
 from ..app.connections import CONNECTIONS
 from ..app.fit import check_fit
 from ..app.settings import SETTINGS
+from ..app.requests import check_format_and_tools
 from ..app.usage import USAGE
 from ..app.tool_runs import Approver
 from ..core.engine import TaskStatus
@@ -103,6 +104,7 @@ class Batch:
         self.progress = Progress(len(rows), None)
         self.started = time.monotonic()
         self.aborted = False
+        check_format_and_tools(self.tools, schema is not None)
         if schema is not None:
             from ..app.structured import format_for
 

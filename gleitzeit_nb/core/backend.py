@@ -55,7 +55,10 @@ class ToolCall:
         if not arguments.strip():
             return cls(name=name, arguments={}, id=id)
         try:
-            return cls(name=name, arguments=json.loads(arguments), id=id)
+            decoded = json.loads(arguments)
+            if isinstance(decoded, str) and decoded.lstrip().startswith("{"):
+                decoded = json.loads(decoded)  # some models encode the arguments twice
+            return cls(name=name, arguments=decoded, id=id)
         except ValueError as exc:
             return cls(name=name, arguments=arguments, id=id,
                        arguments_error=f"not valid JSON: {exc}")

@@ -7,19 +7,28 @@ from typing import Any
 
 from ..app import bridge
 from ..app.replies import Reply
-from ..app.requests import Request, ask_async, make_request
+from ..app.requests import Request, Silent, ask_async, make_request
 from ..app.settings import SETTINGS
-from .display import ReplyDisplay
+from .display import ReplyDisplay, ask_person, resolve_mode
 
 
 def ask(req: Request, *, display: str | None = "auto", plain: bool = False) -> Reply:
     """Run ``req`` from synchronous code (a cell, a script), shown per ``display`` (None: not
     shown; "auto", "live", "final" or "terminal"); ``plain``: as plain text, not Markdown."""
-    shown = None
+    shown: Any = None
     if display:
         shown = ReplyDisplay(model=req.model or "", mode=display, show_stats=SETTINGS.show_stats,
                              plain=plain)
+    elif req.tools and req.approve == "always":
+        shown = _Unshown()
     return bridge.run(ask_async(req, shown))
+
+
+class _Unshown(Silent):
+    """No reply on screen, but a person to ask before a tool call (buttons, a prompt)."""
+
+    async def approve(self, run: Any) -> bool:
+        return await ask_person(run, resolve_mode())
 
 
 def chat(prompt: str, *, model: str | None = None, session: str | None = None, new: bool = False,

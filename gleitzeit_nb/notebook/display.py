@@ -153,21 +153,11 @@ class ReplyDisplay:
             term["eol"] = True
 
     async def approve(self, run: Any) -> bool:
-        """Ask the person watching whether ``run`` may run: buttons in a live notebook, a
-        prompt in a terminal; a headless run (final mode) has nobody to ask: refused."""
+        """Ask the person watching whether ``run`` may run (see :func:`ask_person`); a live
+        reply first shows the call as pending."""
         if self.mode == "live":
-            from .approval import ask_in_notebook, can_ask_in_notebook
-
-            if can_ask_in_notebook():
-                self._render("streaming")
-                return await ask_in_notebook(run.name, run.arguments, call_id=run.id,
-                                             show=self.show_approval)
-        if self.mode == "terminal" and getattr(sys.stdin, "isatty", lambda: False)():
-            answer = input(f"Run {run.name}({run.arguments_text()})? [y/N] ")
-            return answer.strip().lower() in ("y", "yes")
-        run.error = ("refused: nobody can approve it here (a headless run, or a kernel older "
-                     "than ipykernel 7); set approve='never' or a function to decide")
-        return False
+            self._render("streaming")
+        return await ask_person(run, self.mode, show=self.show_approval)
 
     def finish(self, *, stats: Mapping[str, Any] | None = None, status: str = "done", note: str = "") -> None:
         """Show the final state now (once); ``status`` as in :func:`.render.reply_bundle`."""
@@ -230,3 +220,20 @@ class ReplyDisplay:
         for line in lines:
             out.write(f"\x1b[2m{line}\x1b[0m\n" if term["tty"] else line + "\n")
         out.flush()
+
+
+async def ask_person(run: Any, mode: str, *, show: Any = None) -> bool:
+    """Whether ``run`` may run: Approve / Refuse buttons in a live notebook (placed by
+    ``show``, default the cell's output), a ``[y/N]`` prompt on a terminal; a headless run
+    (final mode, a pipe) has nobody to ask: refused, with the reason on ``run.error``."""
+    if mode == "live":
+        from .approval import ask_in_notebook, can_ask_in_notebook
+
+        if can_ask_in_notebook():
+            return await ask_in_notebook(run.name, run.arguments, call_id=run.id, show=show)
+    if mode == "terminal" and getattr(sys.stdin, "isatty", lambda: False)():
+        answer = input(f"Run {run.name}({run.arguments_text()})? [y/N] ")
+        return answer.strip().lower() in ("y", "yes")
+    run.error = ("refused: nobody can approve it here (a headless run, or a kernel older "
+                 "than ipykernel 7); set approve='never' or a function to decide")
+    return False
