@@ -132,12 +132,18 @@ async def compare_async(reqs: Sequence[Request], table: ColumnsDisplay,
         tasks = [asyncio.ensure_future(_column(req, col, limits.get(i), conn))
                  for i, (req, col) in enumerate(zip(reqs, table.columns))]
         try:
-            await asyncio.gather(*tasks)
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
         finally:
             for task in tasks:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.wait(tasks)
             table.close()
+    errors = [t.exception() for t in tasks if not t.cancelled()]  # (each retrieved)
+    # A KeyboardInterrupt in a column already left the loop and stopped the caller; raised
+    # again here, it would escape the loop a second time, during (or after) the cleanup.
+    failed = next((e for e in errors if e and not isinstance(e, KeyboardInterrupt)), None)
+    if failed is not None:
+        raise failed
 
 
 async def _limits(reqs: Sequence[Request], conn: Connections) -> dict[int, asyncio.Semaphore]:
