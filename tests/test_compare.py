@@ -4,6 +4,7 @@ escaping and blocks, and the columns' results against the simulator."""
 from __future__ import annotations
 
 import re
+import sys
 
 import pytest
 
@@ -63,8 +64,8 @@ def test_table_cells_hold_escaped_text_and_footers():
     plain = bundle["text/plain"].split("\n\n")
     assert plain[0].startswith("── llama3.2 · gpu1 ──\n<b>x</b><script>")
     assert "[error: StreamError: <broke>]" in bundle["text/plain"]
-    assert "── smollm2 · gpu1 (replayed) ──\n[thinking]\nhmm <i>\n[/thinking]\nold\n[replayed]" \
-        in bundle["text/plain"]
+    assert ("── smollm2 · gpu1 (replayed) ──\n[thinking]\nhmm <i>\n[/thinking]\nold\n"
+            "[replayed]") in bundle["text/plain"]
 
 
 def test_waiting_columns_say_so():
@@ -89,3 +90,13 @@ async def test_columns_run_on_the_simulator_with_stats(sim):
     assert failed["answer"] == ""
     assert sorted(r.body["model"] for r in sim.requests if r.path == "/api/chat") == [
         "llama3.2:latest", "missing-model:latest", "qwen3:latest"]
+
+
+async def test_without_pandas_the_result_is_a_list_of_dicts(sim, monkeypatch):
+    targets = parse_targets("llama3.2", host=sim.url)
+    table = ColumnsDisplay(targets, mode=None)
+    await compare_async(requests_for("Hi [[tokens=3]]", targets), table)
+    monkeypatch.setitem(sys.modules, "pandas", None)  # import pandas raises ImportError
+    rows = result_table(table)
+    assert isinstance(rows, list) and list(rows[0]) == list(COLUMNS)
+    assert rows[0]["output_tokens"] == 3 and rows[0]["status"] == "done"

@@ -74,8 +74,8 @@ def _header(col: Column) -> str:
 
 def column_block(col: Column, *, show_stats: bool = True) -> str:
     """One column as plain text: a heading line, the reply, its mark and footer."""
-    lines = [f"── {col.label} · {col.host}" + (" (replayed)" if col.status == "replayed" else "")
-             + " ──"]
+    replayed = " (replayed)" if col.status == "replayed" else ""
+    lines = [f"── {col.label} · {col.host}{replayed} ──"]
     if col.thinking:
         lines.append(f"[thinking]\n{col.thinking}\n[/thinking]")
     if col.status == "waiting":

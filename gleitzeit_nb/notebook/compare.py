@@ -23,7 +23,8 @@ from ..core.backend import Usage
 from ..core.errors import InvalidParamsError, LLMError
 from .columns import ColumnDisplay, ColumnsDisplay
 
-__all__ = ["COLUMNS", "compare", "compare_async", "parse_targets", "result_table"]
+__all__ = ["COLUMNS", "compare", "compare_async", "labels", "parse_targets", "requests_for",
+           "result_table"]
 
 #: The result's columns, in order.
 COLUMNS = ("model", "host", "answer", "output_tokens", "tokens_per_s", "ttft_s", "load_s",
@@ -127,17 +128,19 @@ async def compare_async(reqs: Sequence[Request], table: ColumnsDisplay,
     An interrupt or cancellation stops every request; what arrived stays in the columns.
     """
     table.show()
-    limits = await _limits(reqs, conn)
-    async with ticking(table):
-        tasks = [asyncio.ensure_future(_column(req, col, limits.get(i), conn))
-                 for i, (req, col) in enumerate(zip(reqs, table.columns))]
-        try:
+    tasks: list[asyncio.Future[None]] = []
+    try:
+        limits = await _limits(reqs, conn)
+        async with ticking(table):
+            tasks = [asyncio.ensure_future(_column(req, col, limits.get(i), conn))
+                     for i, (req, col) in enumerate(zip(reqs, table.columns))]
             await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-        finally:
-            for task in tasks:
-                task.cancel()
+    finally:
+        for task in tasks:
+            task.cancel()
+        if tasks:
             await asyncio.wait(tasks)
-            table.close()
+        table.close()
     errors = [t.exception() for t in tasks if not t.cancelled()]  # (each retrieved)
     # A KeyboardInterrupt in a column already left the loop and stopped the caller; raised
     # again here, it would escape the loop a second time, during (or after) the cleanup.
