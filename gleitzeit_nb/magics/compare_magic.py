@@ -13,16 +13,17 @@ from ..app.settings import SETTINGS
 from ..notebook.columns import ColumnsDisplay
 from ..notebook.compare import compare_async, labels, parse_targets, requests_for, result_table
 
-#: %%llm options a comparison has no use for (it keeps no conversation, returns text).
-_UNSUPPORTED = (("session", "-s"), ("new", "--new"), ("json", "--json"), ("schema", "--schema"),
-                ("tools", "--tools"), ("approve", "--approve"),
-                ("max_tool_rounds", "--max-tool-rounds"))
+#: %%llm options a comparison has no use for (it keeps no conversation; its columns are
+#: escaped text).
+_UNSUPPORTED = (("session", "-s"), ("new", "--new"), ("json", "--json"), ("format", "--format"),
+                ("code", "--code"), ("schema", "--schema"), ("tools", "--tools"),
+                ("approve", "--approve"), ("max_tool_rounds", "--max-tool-rounds"))
 
 
 def compare_magic(magics: Any, args: argparse.Namespace, prompt: str) -> None:
     """Run the comparison the parsed ``%%llm`` options ask for; ``-o VAR`` gets the table
     (also after an interrupt: the answers so far)."""
-    given = [flag for name, flag in _UNSUPPORTED if getattr(args, name)]
+    given = [flag for name, flag in _UNSUPPORTED if getattr(args, name, None)]
     if given:
         raise UsageError(f"Comparing models (-m a,b) keeps no conversation and takes no "
                          f"{', '.join(given)}; ask one model for that.")
