@@ -179,5 +179,5 @@ def test_interrupt_stops_every_column_and_keeps_what_arrived(kernel, sim):
 
 
 def test_options_a_comparison_cannot_take(kernel, sim):
-    ex = kernel.run("%%llm -m llama3.2,qwen3 -s chat --json --code\nHi")
-    assert ex.status == "error" and "takes no -s, --json, --code" in ex.stderr and not chats(sim)
+    ex = kernel.run("%%llm -m llama3.2,qwen3 -s chat --new --code\nHi")
+    assert ex.status == "error" and "takes no -s, --new, --code" in ex.stderr and not chats(sim)
