@@ -40,6 +40,7 @@ _LAZY = {
     "OpenAICompatibleProvider": "gleitzeit_nb.providers",
     "SETTINGS": "gleitzeit_nb.app.settings",
     "chat": "gleitzeit_nb.notebook.chat",
+    "compare": "gleitzeit_nb.notebook.compare",
     "Reply": "gleitzeit_nb.app.replies",
     "prepare_image": "gleitzeit_nb.core.image_prep",
     "batch": "gleitzeit_nb.batch",

@@ -41,7 +41,8 @@ def _number(stats: Mapping[str, Any], key: str) -> float | None:
     return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
-def stats_line(stats: Mapping[str, Any] | None, *, status: str = "done") -> str:
+def stats_line(stats: Mapping[str, Any] | None, *, status: str = "done",
+               first_token: bool = False) -> str:
     """One plain line from a reply's usage (``Usage.as_dict()``), e.g.
     ``"llama.cpp · 52 tokens · 41.3 tok/s · prompt 26 tokens"`` (the server software first,
     so a footer says which model on which server wrote the reply, also when replayed).
@@ -49,6 +50,7 @@ def stats_line(stats: Mapping[str, Any] | None, *, status: str = "done") -> str:
     Load time shows from 0.1 s; finish reason "stop" adds nothing, "length" says which limit
     was hit (``length_limit``: "max_tokens" or "context", see :func:`.fit.length_limit`) and how
     to get more.
+    ``first_token`` adds the time to the first token (``"first token 0.21 s"``).
     """
     stats = stats or {}
     parts = [str(stats["server"])] if stats.get("server") else []
@@ -59,6 +61,9 @@ def stats_line(stats: Mapping[str, Any] | None, *, status: str = "done") -> str:
         parts.append(f"{tokens:.0f} tokens")
         if secs:
             parts.append(f"{tokens / secs:.1f} tok/s")
+    ttft = _number(stats, "first_token_seconds") if first_token else None
+    if ttft is not None:
+        parts.append(f"first token {ttft:.2f} s")
     load = _number(stats, "load_seconds")
     if load is not None and load >= 0.1:
         parts.append(f"load {load:.1f} s")

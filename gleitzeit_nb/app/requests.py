@@ -218,11 +218,13 @@ async def stream_round(backend: BackendProvider, request: Any, display: Any, *,
     thinking, tool calls, usage). On a failure the display is finished as interrupted or error
     and the exception goes on (a deadline becomes ``ProviderTimeoutError`` with the text)."""
     stream = backend.stream_chat(request)
-    started = time.perf_counter()
+    started, first = time.perf_counter(), None
     try:
         async with asyncio.timeout(deadline):
             await stream
             async for chunk in stream:
+                if first is None and (chunk.content or chunk.thinking):
+                    first = time.perf_counter()
                 display.add(chunk.content, chunk.thinking)
     except (KeyboardInterrupt, asyncio.CancelledError):
         display.finish(stats=None, status="interrupted")
@@ -242,9 +244,19 @@ async def stream_round(backend: BackendProvider, request: Any, display: Any, *,
         raise
     finally:
         await stream.aclose()
+        _timed(stream.usage, started, first)
         USAGE.add(model=request.model, server=backend.base_url, stats=stream.usage.as_dict(),
                   seconds=time.perf_counter() - started)
     return stream
+
+
+def _timed(usage: Any, sent: float, first: float | None) -> None:
+    """The client's timings, on every API: time to first token, and the total when the server
+    gave none (see :class:`~gleitzeit_nb.core.backend.Usage`)."""
+    if first is not None:
+        usage.first_token_seconds = round(first - sent, 4)
+    if usage.total_seconds is None:
+        usage.total_seconds = round(time.perf_counter() - sent, 4)
 
 
 @asynccontextmanager

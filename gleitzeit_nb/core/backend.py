@@ -85,7 +85,12 @@ class ToolCall:
 @dataclass(slots=True)
 class Usage:
     """Tokens, why generation ended, timings (seconds) and the server software of one reply;
-    None: not reported."""
+    None: not reported.
+
+    ``first_token_seconds`` (from sending the request to the first text or thinking) is
+    measured by the client, on every API; so is ``total_seconds`` (to the last chunk) when the
+    server reports none.
+    """
 
     input_tokens: int | None = None
     output_tokens: int | None = None
@@ -94,6 +99,7 @@ class Usage:
     prompt_seconds: float | None = None
     generation_seconds: float | None = None
     total_seconds: float | None = None
+    first_token_seconds: float | None = None
     server: str | None = None  # what answered: "Ollama", "llama.cpp", "simulator"…
 
     def as_dict(self) -> dict[str, Any]:

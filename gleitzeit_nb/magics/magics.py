@@ -63,6 +63,8 @@ class LLMMagics(Magics, LLMSettingsTraits):
 
         ``{Err}`` is the last error (``{Err[n]}`` cell n's). ``--format markdown|text|json|code``:
         ``--code`` (= ``--format code``) puts the reply's code block into the next cell, not run.
+        ``-m a,b[,c]`` (``MODEL@HOST`` for a model on a named server) compares models side by
+        side; ``-o`` then gets a DataFrame.
         """
         args, text = opts.split_options(line, _LLM, self.shell.user_ns)
         if cell is not None and text:
@@ -75,6 +77,10 @@ class LLMMagics(Magics, LLMSettingsTraits):
                              first_line=first_line).strip()
         if not prompt:
             raise UsageError("Nothing to ask: write a prompt after %llm, or in the %%llm cell.")
+        if args.model and "," in args.model:  # several models: side by side
+            from .compare_magic import compare_magic
+
+            return compare_magic(self, args, prompt)
         schema = opts.namespace_value(args.schema, self.shell.user_ns, "--schema") \
             if args.schema else None
         tools = opts.namespace_tools(args.tools, self.shell.user_ns) if args.tools else None

@@ -86,7 +86,8 @@ def server_parser() -> argparse.ArgumentParser:
 
 def llm_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="%%llm", add_help=False)
-    p.add_argument("-m", "--model", help="model name (default: LLMMagics.model, else a loaded model)")
+    p.add_argument("-m", "--model", help="model name (default: LLMMagics.model, else a loaded "
+                   "model); several, comma-separated (a,b or a@HOST,b@HOST): compared side by side")
     p.add_argument("-s", "--session", help="conversation to continue (default: this notebook's)")
     p.add_argument("--new", action="store_true", help="start the session afresh")
     p.add_argument("--system", help="system prompt for this request")
