@@ -10,6 +10,7 @@ through a :class:`~gleitzeit_nb.core.provider.BackendProvider`, which each API s
     await list_models()       -> [ModelInfo]   (capabilities None when the server does not say)
     await capacity_hint()     -> int | None    (parallel slots, when the server publishes them)
     await context_size(model, num_ctx=None) -> ContextInfo | None   (the context a request gets)
+    pull(model)               -> async iterator of PullEvent (see .pull; only where can_pull)
     await aclose()
 
 Requests and usage name no server's option or stats keys: ``max_tokens``, ``input_tokens``,

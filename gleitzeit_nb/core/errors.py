@@ -13,8 +13,7 @@ from collections.abc import Iterable, Sequence
 __all__ = ["LLMError", "InvalidParamsError", "ImageError", "ProviderUnavailableError",
            "ModelNotFoundError", "ProviderTimeoutError", "ProviderResponseError",
            "CapabilityError", "StreamError", "StructuredOutputError", "ContextLengthError",
-           "RETRYABLE_STATUS",
-           "CAPABILITY_VERBS"]
+           "PullError", "RETRYABLE_STATUS", "CAPABILITY_VERBS"]
 
 
 class LLMError(RuntimeError):
@@ -54,13 +53,15 @@ class ProviderUnavailableError(LLMError):
 
 
 class ModelNotFoundError(LLMError):
-    """The server answered that it has no such model; ``installed`` lists what it has."""
+    """The server answered that it has no such model; ``installed`` lists what it has;
+    ``pullable``: the server can download it (``pull``)."""
 
     def __init__(
         self, model: str, *, url: str | None = None, installed: Sequence[str] = (),
-        install_hint: str = "", job: str = "",
+        install_hint: str = "", job: str = "", pullable: bool = False,
     ) -> None:
         self.model = model
+        self.pullable = pullable
         self.installed = closest_first(model, installed)
         shown = ", ".join(self.installed[:8]) + (" …" if len(self.installed) > 8 else "")
         where = f" on {url}" if url else ""
@@ -159,6 +160,20 @@ class StructuredOutputError(LLMError):
         super().__init__(message)
         self.text = text
         self.truncated = truncated
+
+
+class PullError(LLMError):
+    """Downloading a model failed, or this server cannot download models. ``reason``:
+    "unknown_model", "disk_full", "no_network", "unsupported", "invalid_name", "broken" or
+    "failed"; ``server_error`` is the server's own words."""
+
+    def __init__(self, message: str, *, model: str, reason: str = "failed",
+                 server_error: str = "", url: str | None = None) -> None:
+        super().__init__(message, url=url)
+        self.model = model
+        self.reason = reason
+        self.server_error = server_error
+        self.retryable = reason in ("no_network", "broken")
 
 
 RETRYABLE_STATUS = frozenset({429, 502, 503, 504})

@@ -2,21 +2,22 @@
 
 ``BackendProvider`` is a ``ProtocolProvider`` whose ``llm/v1`` methods run on the backend seam
 (:mod:`.backend`): a server API implements ``stream_chat``, ``embed``, ``list_models``,
-``capacity_hint``, ``context_size`` and ``aclose``, and gets ``handle_request`` /
-``stream_request`` for free.
+``capacity_hint``, ``context_size`` and ``aclose`` (and ``pull`` where it can download
+models), and gets ``handle_request`` / ``stream_request`` for free.
 """
 
 from __future__ import annotations
 
 import abc
 import contextlib
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from . import protocol as _protocol
 from .backend import ChatRequest, ContextInfo, EmbedRequest, EmbedResult, ModelInfo
-from .errors import InvalidParamsError
+from .errors import InvalidParamsError, PullError
 from .protocol import LLM_PROTOCOL_V1
+from .pull import PullEvent
 from .reply_stream import ReplyStream
 from .requests import chat_request, chat_result, embed_request, embed_result
 
@@ -95,6 +96,8 @@ class BackendProvider(ProtocolProvider):
     #: The API this provider speaks ("ollama", "openai"); replay keys name it.
     kind: str = ""
     base_url: str = ""
+    #: Whether ``pull`` can download models onto this server.
+    can_pull: bool = False
 
     def __init__(self, provider_id: str, name: str, description: str = "") -> None:
         super().__init__(provider_id=provider_id, protocol_id=LLM_PROTOCOL_V1["id"], name=name,
@@ -129,6 +132,14 @@ class BackendProvider(ProtocolProvider):
     def canonical_model(self, name: str) -> str:
         """The one spelling of a model name on this API (replay keys and lookups use it)."""
         return name.strip()
+
+    def pull(self, model: str) -> AsyncIterator[PullEvent]:
+        """Download ``model`` onto the server: progress events (:mod:`.pull`) up to "success".
+        Closing the iterator stops the download; the server keeps what it has, so a later pull
+        resumes. A server that cannot download models raises :class:`PullError` here."""
+        raise PullError(f"Cannot pull '{model}': the server at {self.base_url} cannot download "
+                        "models; put the model where the server loads models from and restart "
+                        "it.", model=model, reason="unsupported", url=self.base_url)
 
     def suggest_model(self, capability: str) -> tuple[str, str] | None:
         """A model to get for ``capability`` and how (``("llava", "`ollama pull llava`")``),

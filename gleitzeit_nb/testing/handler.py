@@ -15,6 +15,7 @@ from . import endpoints, openai_endpoints
 from .ollama_api import NDJSON, handle_generation
 from .openai_api import INVALID_KEY, error_body
 from .openai_endpoints import chat_completions, is_openai_path, key_refused
+from .pull import handle_pull
 from .wire import ClientGone, ServerStopping, Wire
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -37,6 +38,7 @@ _GENERATION: dict[str, Callable[..., None]] = {
     "/api/chat": handle_generation,
     "/api/generate": handle_generation,
     "/v1/chat/completions": chat_completions,
+    "/api/pull": handle_pull,  # streamed like a generation
 }
 _GO_TYPES = {"chat": "api.ChatRequest", "generate": "api.GenerateRequest",
              "embed": "api.EmbedRequest", "show": "api.ShowRequest"}

@@ -233,7 +233,7 @@ class ModelCatalog:
         return self._specs.get(normalize_name(name))
 
     def __iter__(self) -> Iterator[ModelSpec]:
-        return iter(self._specs.values())
+        return iter(list(self._specs.values()))  # a copy: a pull may install one meanwhile
 
     def __len__(self) -> int:
         return len(self._specs)
@@ -241,3 +241,11 @@ class ModelCatalog:
     def names(self) -> list[str]:
         """All model names (with tag)."""
         return list(self._specs)
+
+    def add(self, spec: ModelSpec) -> None:
+        """Install ``spec`` (a pulled model), replacing one of the same name."""
+        self._specs[spec.name] = spec
+
+    def remove(self, name: str) -> None:
+        """Uninstall ``name`` (no error when it is not there)."""
+        self._specs.pop(normalize_name(name), None)

@@ -14,6 +14,7 @@ from typing import Any, Iterable
 from .faults import Fault, FaultBook
 from .handler import SimHandler
 from .models import ModelCatalog, ModelSpec
+from .pull import PullRegistry
 from .records import Disconnect, RecordedRequest
 from .replies import ScriptedReply
 from .scheduling import GenerationGate, ModelResidency
@@ -78,6 +79,8 @@ class OllamaSimulator:
         self.port = port
         self.api_key = api_key
         self.catalog = ModelCatalog(models)
+        #: What ``/api/pull`` downloads, how fast, and what it has (see :mod:`.pull`).
+        self.registry = PullRegistry(self.catalog)
         self.faults = FaultBook()
         self.token_delay = token_delay
         self.load_delay = load_delay
@@ -251,8 +254,8 @@ class OllamaSimulator:
             return self._scripts.popleft() if self._scripts else None
 
     def reset(self) -> None:
-        """Forget recordings, faults, scripted replies and tool rules, loaded models and
-        max_active."""
+        """Forget recordings, faults, scripted replies and tool rules, loaded models,
+        max_active and pulls (downloads, and the models they installed)."""
         with self._lock:
             self._requests.clear()
             self._disconnects.clear()
@@ -261,6 +264,7 @@ class OllamaSimulator:
         self.faults.clear()
         self.residency.clear()
         self.gate.reset_max()
+        self.registry.reset()
 
     def __repr__(self) -> str:
         state = self.url if self.running else "stopped"

@@ -5,14 +5,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections.abc import AsyncIterator
 from typing import Any
 
 from ...core.backend import ChatRequest, ContextInfo, EmbedRequest, EmbedResult, ModelInfo
+from ...core.errors import InvalidParamsError
+from ...core.pull import PullEvent
 from ..base import HttpProvider
 from ...core.secret import Secret
 from .context import context_info
 from .host import host_from_env, is_loopback, parse_host
 from .payload import build_chat_body, build_embed_body
+from .pull import pull_events
 from .stream import ChatStream
 from .transport import OllamaTransport, RetryPolicy, Timeouts
 
@@ -34,6 +38,7 @@ class OllamaProvider(HttpProvider):
     """
 
     kind = "ollama"
+    can_pull = True
 
     def __init__(self, provider_id: str = "ollama-1", base_url: str | None = None,
                  timeout: float = 120, *, connect_timeout: float = 5.0,
@@ -69,6 +74,13 @@ class OllamaProvider(HttpProvider):
         return EmbedResult(vectors=data.get("embeddings", []),
                            model=data.get("model", request.model),
                            input_tokens=data.get("prompt_eval_count"))
+
+    def pull(self, model: str) -> AsyncIterator[PullEvent]:
+        """Download ``model`` from Ollama's registry (``/api/pull``), with progress."""
+        if not isinstance(model, str) or not model.strip():
+            raise InvalidParamsError("Name the model to pull, e.g. 'llama3.2'.", param="model")
+        logger.debug("pull request to %s for model %s", self.base_url, model)
+        return pull_events(self._transport, model.strip())
 
     def canonical_model(self, name: str) -> str:
         """``llama3.2`` → ``llama3.2:latest``; a tag (or a registry port before a ``/``) is kept."""

@@ -71,7 +71,8 @@ class OllamaTransport(HttpTransport):
         if status == 404 and model and _MODEL_MISSING.search(server_error):
             return ModelNotFoundError(model, url=self.base_url,
                                       installed=await self._installed_models(),
-                                      install_hint=f"Install it with `ollama pull {model}`")
+                                      install_hint=f"Install it with `ollama pull {model}`",
+                                      pullable=True)
         error: LLMError | None = await capability_error(
             self, status, server_error, path, model, show_root="", hints=CAPABILITY_HINTS)
         if error is None and (status in (404, 405) or status == 501 and looks_like_html(raw)):

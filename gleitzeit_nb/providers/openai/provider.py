@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 
 from ...core.backend import ChatRequest, ContextInfo, EmbedRequest, EmbedResult, ModelInfo
-from ...core.errors import LLMError
+from ...core.errors import LLMError, PullError
+from ...core.pull import PullEvent
 from ..base import HttpProvider
 from .payload import build_chat_body, build_embed_body
 from .stream import CompletionStream
@@ -86,6 +88,14 @@ class OpenAICompatibleProvider(HttpProvider):
         llama.cpp server lists input modalities, but not whether it serves embeddings)."""
         data = await self._transport.request_json("GET", "/models")
         return [_model_info(m) for m in _entries(data) if m.get("id")]
+
+    def pull(self, model: str) -> AsyncIterator[PullEvent]:
+        """Always a :class:`PullError`: this API has no way to download a model."""
+        raise PullError(
+            f"Cannot pull '{model}': {self._transport.server} serves the models it was started "
+            "with and cannot download others. Download the model's GGUF file and restart the "
+            "server with it (llama.cpp: `llama-server -m model.gguf`), or pull it on an Ollama "
+            "server (host= / --host).", model=model, reason="unsupported", url=self.base_url)
 
     async def capacity_hint(self) -> int | None:
         """llama.cpp's slots (``total_slots`` at ``/props`` beside ``/v1``); else None."""
