@@ -50,6 +50,8 @@ _LAZY = {
     "embed": "gleitzeit_nb.batch",
     "usage": "gleitzeit_nb.app.usage",
     "Session": "gleitzeit_nb.app.sessions",
+    "pull": "gleitzeit_nb.notebook.pull",
+    "pull_async": "gleitzeit_nb.notebook.pull",
 }
 
 __all__ = [*_LAZY, "load_ipython_extension", "__version__"]

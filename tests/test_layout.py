@@ -83,7 +83,7 @@ LAYERS = {"core": 0, "providers": 1, "replay": 2, "app": 3, "local": 3, "noteboo
 BACKEND_NAMES = ("OllamaProvider", "num_predict", "eval_count", "load_duration",
                  "/api/chat", "/api/tags", "/api/show", "/api/embed", "/api/ps",
                  "OLLAMA_NUM_PARALLEL", "chat/completions", "reasoning_content", "/props",
-                 "OLLAMA_CONTEXT_LENGTH")
+                 "OLLAMA_CONTEXT_LENGTH", "/api/pull")
 
 
 def _imports(path: Path) -> list[str]:

@@ -10,34 +10,10 @@ import sys
 import time
 from typing import Any
 
-#: Seconds between redraws.
-REFRESH = 0.1
-#: A terminal line appears only for work that lasts longer than this, to keep scripts quiet.
-TERMINAL_DELAY = 0.5
+from ..notebook.progress import REFRESH, TERMINAL_DELAY, progress_mode
+from ..notebook.progress import duration as _duration
 
-
-def progress_mode(progress: bool | str | None) -> str | None:
-    """"live", "terminal" or None (show nothing) for a ``progress=`` argument."""
-    if progress is None or progress is False:
-        return None
-    requested = "auto" if progress is True else str(progress)
-    try:
-        from ..notebook.display import resolve_mode
-    except ImportError:  # the display module is optional for batches
-        mode = "terminal" if requested == "auto" else requested
-    else:
-        mode = resolve_mode(requested)
-    return mode if mode in ("live", "terminal") else None
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 10:
-        return f"{seconds:.1f} s"
-    if seconds < 60:
-        return f"{seconds:.0f} s"
-    if seconds < 3600:
-        return f"{seconds / 60:.0f} min {seconds % 60:.0f} s"
-    return f"{seconds / 3600:.0f} h {seconds % 3600 / 60:.0f} min"
+__all__ = ["Progress", "progress_mode", "REFRESH", "TERMINAL_DELAY"]
 
 
 class Progress:

@@ -35,6 +35,12 @@ def _batch_parser() -> ArgumentParser:
     return _PARSER
 
 
+def _pull_parser() -> ArgumentParser:
+    from .pull_magic import _PARSER
+
+    return _PARSER
+
+
 @magics_class
 class LLMMagics(Magics, LLMSettingsTraits):
     """Chat with local models from cells. Settings: ``%config LLMMagics`` lists them."""
@@ -242,6 +248,20 @@ class LLMMagics(Magics, LLMSettingsTraits):
         return llm_local_magic(self, line)
 
     @line_magic
+    @documented(_pull_parser)
+    def llm_pull(self, line: str) -> Any:
+        """Download a model onto the server, with progress: ``%llm_pull MODEL [--host H]``.
+
+        A bar per layer and overall (bytes, rate) in a live notebook, lines in a terminal, one
+        result line in final display mode. Interrupting stops the download; the server keeps
+        what it has and ``%llm_pull MODEL`` again resumes. Only servers that can download
+        models (Ollama) can pull. From Python: ``gleitzeit_nb.pull(model, host=…)``.
+        """
+        from .pull_magic import llm_pull_magic
+
+        return llm_pull_magic(line)
+
+    @line_magic
     @documented(_CHAT)
     def llm_chat(self, line: str) -> Any:
         """A chat panel: ``%llm_chat [options]``. Returns the panel: shown as the cell's result,
@@ -344,8 +364,9 @@ def show_llm_error(shell: Any, etype: type, value: BaseException, tb: Any,
     if isinstance(value, ProviderTimeoutError) and value.phase in _TIMEOUT_SETTING:
         first += f" Here: %config LLMMagics.{_TIMEOUT_SETTING[value.phase]}."
     from .local_magic import error_hint
+    from .pull_magic import pull_hint
 
-    hint = error_hint(value)
+    hint = pull_hint(value) or error_hint(value)
     shell._showtraceback(etype, value, [
         first, *([hint] if hint else []), "(Full traceback: %tb, or %config LLMMagics.debug = True)"])
 
