@@ -60,7 +60,7 @@ def test_pull_shows_bars_that_reach_the_total(kernel, sim):
     layers = layers_of("qwen3:0.6b", size)
     assert set(shown) == {layer.digest[:12] for layer in layers}
     assert all(h[-1]["value"] == h[-1]["max"] for h in shown.values())
-    assert any("MB/s" in s["value"] for h in widgets(ex).values() for s in h
+    assert any("B/s · ETA" in s["value"] for h in widgets(ex).values() for s in h
                if s.get("_model_name") == "HTMLModel")  # the rate was shown on the way
     assert any("done in" in t and "523 MB in 4 layers" in t for t in texts(ex))
     assert any("<b>qwen3:0.6b</b> · pulled" in t for t in texts(ex))
