@@ -146,3 +146,22 @@ def test_tracker_rate_eta_and_bytes():
     assert tracker.layers["sha256:" + "a" * 64].short == "a" * 12
     assert [human_bytes(n) for n in (96, 1_429, 522_653_767, 4_113_301_824)] == \
         ["96 B", "1.4 KB", "523 MB", "4.1 GB"]
+
+
+async def test_no_model_for_the_job_offers_a_pull_where_the_server_can():
+    from gleitzeit_nb.core.errors import ModelNotFoundError
+    from gleitzeit_nb.magics.pull_magic import pull_hint
+
+    with OllamaSimulator(models=["llama3.2"]) as sim:
+        conn = Connections(Settings(host=sim.url))
+        with pytest.raises(ModelNotFoundError) as info:
+            await conn.pick_model(conn.backend(), "vision")
+        assert info.value.pullable and info.value.model == "llava"
+        # not the kernel's configured server, so the line names it
+        assert pull_hint(info.value) == (f"In this notebook: %llm_pull llava --host {sim.url} "
+                                         "downloads it, with progress.")
+        async with OpenAICompatibleProvider(base_url=sim.url + "/v1") as openai:
+            with pytest.raises(ModelNotFoundError) as info:  # no pull on this API
+                await openai.handle_request("chat", {"model": "ghost", "messages": [
+                    {"role": "user", "content": "hi"}]})
+        assert not info.value.pullable and pull_hint(info.value) is None

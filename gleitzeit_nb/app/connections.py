@@ -104,7 +104,8 @@ class Connections:
             raise ModelNotFoundError(
                 suggestion[0] if suggestion else "", url=backend.base_url,
                 installed=[i.name for i in infos], job=CAPABILITY_NAMES.get(capability, capability),
-                install_hint=suggestion[1] if suggestion else "")
+                install_hint=suggestion[1] if suggestion else "",
+                pullable=backend.can_pull and suggestion is not None)
         return ranked[0].name
 
     async def capable_models(self, backend: BackendProvider, model: str,

@@ -47,6 +47,7 @@ class PullDisplay:
         self.model = model
         self.mode = mode
         self._last = 0.0
+        self._key = ""  # the layer or phase drawn last: a new one is drawn at once
         self._widgets: dict[str, Any] = {}
         self._rows: dict[str, tuple[Any, Any]] = {}
         self._term_layer: str | None = None  # the layer whose line is open on stderr
@@ -61,11 +62,11 @@ class PullDisplay:
         if self.mode == "live" and not self._widgets:
             self._open_widget()
         now = time.monotonic()
-        changed = (layer is not None and layer.digest not in self._seen()) or \
-            (layer is None and tracker.status != self._term_status) or \
-            (layer is not None and layer.done)
-        if not changed and now - self._last < REFRESH:
+        key = layer.digest if layer is not None else tracker.status  # what the event is about
+        if key == self._key and not (layer is not None and layer.done) \
+                and now - self._last < REFRESH:
             return
+        self._key = key
         self._last = now
         if self.mode == "live":
             self._update_widget(tracker, None)
@@ -84,9 +85,6 @@ class PullDisplay:
                     else f"{status}: {self.model}, {overall_text(tracker, status)}")
             sys.stderr.write(line + "\n")
             sys.stderr.flush()
-
-    def _seen(self) -> set[str]:
-        return set(self._rows) if self.mode == "live" else {self._term_layer or ""}
 
     # -- notebook ------------------------------------------------------------------------------
     def _open_widget(self) -> None:
