@@ -366,9 +366,9 @@ def show_llm_error(shell: Any, etype: type, value: BaseException, tb: Any,
     from .local_magic import error_hint
     from .pull_magic import pull_hint
 
-    hint = pull_hint(value) or error_hint(value)
+    hints = [h for h in (pull_hint(value), error_hint(value)) if h]
     shell._showtraceback(etype, value, [
-        first, *([hint] if hint else []), "(Full traceback: %tb, or %config LLMMagics.debug = True)"])
+        first, *hints, "(Full traceback: %tb, or %config LLMMagics.debug = True)"])
 
 
 def register(shell: Any) -> LLMMagics:
