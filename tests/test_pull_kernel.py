@@ -159,8 +159,20 @@ def test_terminal_lines_and_the_async_twin(kernel, sim):
 def test_missing_model_error_offers_llm_pull_on_ollama_only(kernel, sim):
     ex = kernel.run("%llm -m llama9 Hello")
     assert ex.error["ename"] == "ModelNotFoundError"
-    assert ex.error["traceback"][1] == \
-        "In this notebook: %llm_pull llama9:latest downloads it, with progress."
+    assert ex.error["traceback"][1].startswith(
+        "In this notebook: %llm_pull llama9:latest downloads it, with progress.")
     ex = kernel.run(f"%llm -m llama9 --host {sim.url}/v1 Hello")  # OpenAI-compatible: no pull
     assert ex.error["ename"] == "ModelNotFoundError"
     assert "%llm_pull" not in "\n".join(ex.error["traceback"])
+
+
+def test_help_lists_the_options(kernel, sim):
+    for cell in ("%llm_pull?", "%llm_pull --help"):
+        ex = kernel.run(cell)
+        shown = "".join(p.get("data", {}).get("text/plain", "")
+                        for p in ex.reply["content"].get("payload", []) if p.get("source") == "page")
+        assert "Download a model onto the server" in shown and "--host NAME_OR_URL" in shown
+    assert not [r for r in sim.requests if r.path.endswith("pull")]
+    usage = kernel.run("%llm_pull")
+    assert usage.status == "error" and "UsageError: the following arguments are required: model" \
+        in usage.stderr

@@ -366,9 +366,9 @@ def show_llm_error(shell: Any, etype: type, value: BaseException, tb: Any,
     from .local_magic import error_hint
     from .pull_magic import pull_hint
 
-    hints = [h for h in (pull_hint(value), error_hint(value)) if h]
+    hint = " ".join(h for h in (pull_hint(value), error_hint(value)) if h)  # one line
     shell._showtraceback(etype, value, [
-        first, *hints, "(Full traceback: %tb, or %config LLMMagics.debug = True)"])
+        first, *([hint] if hint else []), "(Full traceback: %tb, or %config LLMMagics.debug = True)"])
 
 
 def register(shell: Any) -> LLMMagics:
