@@ -169,6 +169,20 @@ def test_llm_fix_code_puts_the_code_block_into_the_next_cell(kernel, sim):
     assert kernel.value("['t' in globals(), str(fix).startswith('The column')]") == [False, True]
 
 
+def test_llm_fix_code_takes_the_last_block_and_says_so(kernel, sim):
+    kernel.run(SETUP)
+    kernel.run(FAILING)
+    sim.reply_with("This line fails:\n```python\nt = total(df)\n```\nCorrected:\n```python\n"
+                   + CORRECTED + "\n```")
+    ex = kernel.run("%llm_fix --code")
+    assert next_cell(ex) == [{"source": "set_next_input", "text": CORRECTED, "replace": False}]
+    assert f"{CODE_PUT}: the last of 2 Python code blocks" in ex.text()
+    sim.reply_with("Run this:\n> ```sh\n> pip install pandas\n> ```")
+    ex = kernel.run("%%llm --code\nInstall?")
+    assert [p["text"] for p in next_cell(ex)] == ["%%bash\npip install pandas"]
+    assert "the reply's code block is sh: put in as %%bash" in ex.text()
+
+
 def test_llm_code_and_the_formats(kernel, sim):
     sim.reply_with("Two ways:\n```bash\npip install x\n```\n1. Or\n   ```python\n   print('hi')\n"
                    "   print('<b>')\n   ```\n")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from gleitzeit_nb.app.code_blocks import cell_code, code_blocks, fence_for
+from gleitzeit_nb.app.code_blocks import CellCode, CodeBlock, cell_code, code_blocks, fence_for
 from gleitzeit_nb.app.fix_prompt import fix_prompt
 from gleitzeit_nb.app.tracebacks import CellError
 from gleitzeit_nb.app.var_summary import names_in, summarize, variable_summaries
@@ -53,10 +53,31 @@ def test_names_in_order_even_when_the_code_does_not_parse():
 def test_the_code_for_the_next_cell():
     reply = "A:\n~~~sh\nls\n~~~\n\n```Python title\nx = 1\n```\n```python\nsecond()\n```"
     assert [b.language for b in code_blocks(reply)] == ["sh", "python", "python"]
-    assert cell_code(reply) == "x = 1"  # the first Python block
-    assert cell_code("only ```inline``` code") is None
-    assert cell_code("```\nraw()\n```") == "raw()"  # no Python block: the first block
-    assert cell_code("cut short:\n```python\nhalf(") == "half("
+    assert cell_code(reply) == CellCode("x = 1", "the first of 2 Python code blocks")
+    assert cell_code(reply, last=True) == CellCode("second()", "the last of 2 Python code blocks")
+    assert cell_code("only ```inline``` code") == CellCode(None)
+    assert cell_code("```\nraw()\n```") == CellCode("raw()")  # untagged: taken as Python
+    assert cell_code("cut short:\n```python\nhalf(") == CellCode("half(")
+
+
+def test_a_fix_reply_quoting_the_failing_line_first_gives_the_corrected_cell():
+    reply = ("The line\n```python\ntotal(df)\n```\nfails. Corrected:\n```python\n"
+             "total(df.rename(columns={'sales': 'sale'}))\n```")
+    assert cell_code(reply, last=True).code == "total(df.rename(columns={'sales': 'sale'}))"
+    assert "last in your answer" in fix_prompt(CellError(1, "x", "E", "e", "E: e"))
+
+
+def test_blockquoted_tab_indented_and_non_python_blocks():
+    quoted = "> Try:\n> ```python\n> if x:\n>     y()\n> ```\n> done\n\nafter"
+    assert code_blocks(quoted) == [CodeBlock("python", "if x:\n    y()")]
+    nested = "> 1. Run\n>    ```py\n>    a = 1\n>    ```"
+    assert cell_code(nested) == CellCode("a = 1")
+    tabbed = "-\t```python\n\tif x:\n\t\ty()\n\t```"
+    assert cell_code(tabbed) == CellCode("if x:\n\ty()")
+    assert cell_code("```bash\npip install x\n```") == CellCode(
+        "%%bash\npip install x", "the reply's code block is bash: put in as %%bash")
+    refused = cell_code("```r\nsummary(df)\n```")
+    assert refused.code is None and "code block is r, not Python" in refused.note
 
 
 def test_the_prompt_fences_code_that_holds_fences():

@@ -14,7 +14,8 @@ from .tracebacks import CellError
 __all__ = ["INSTRUCTION", "fix_prompt"]
 
 INSTRUCTION = ("This Jupyter notebook cell failed. Explain the cause in a few sentences, then "
-               "give the whole corrected cell as one fenced ```python code block.")
+               "give the whole corrected cell as one fenced ```python code block, last in your "
+               "answer.")
 
 
 def fix_prompt(error: CellError, summaries: Sequence[str] = ()) -> str:

@@ -43,7 +43,7 @@ def llm_fix_magic(magics: Any, line: str) -> None:
                        remember=args.session is not None, num_ctx=args.num_ctx)
     reply = ask(req, display=SETTINGS.display)
     if args.code:
-        put_code_next(shell, reply)
+        put_code_next(shell, reply, last=True)  # the corrected cell comes last
     magics._store(args.out, reply)
 
 

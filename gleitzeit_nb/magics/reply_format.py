@@ -29,14 +29,17 @@ def reply_format(args: argparse.Namespace) -> str:
     return asked.pop() if asked else "markdown"
 
 
-def put_code_next(shell: Any, reply: str) -> str | None:
-    """Put the reply's code block (the first Python one, else the first) into the next cell
-    and say so below the reply; without a code block, say that. Returns the code."""
+def put_code_next(shell: Any, reply: str, *, last: bool = False) -> str | None:
+    """Put the reply's code block (the first Python one; ``last``: the last) into the next
+    cell and say so below the reply, with a note on which block, or why none was put in
+    (see :func:`~..app.code_blocks.cell_code`). Returns the code."""
     from IPython.display import display
 
-    code = cell_code(reply)
-    if code is not None:
-        shell.set_next_input(code, replace=False)
-    line = CODE_PUT if code is not None else NO_CODE
+    chosen = cell_code(reply, last=last)
+    if chosen.code is not None:
+        shell.set_next_input(chosen.code, replace=False)
+        line = f"{CODE_PUT}: {chosen.note}" if chosen.note else CODE_PUT
+    else:
+        line = f"{chosen.note[0].upper()}{chosen.note[1:]}." if chosen.note else NO_CODE
     display({"text/plain": line, "text/markdown": f"*{line}*"}, raw=True)
-    return code
+    return chosen.code
