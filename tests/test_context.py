@@ -23,6 +23,7 @@ from gleitzeit_nb.testing import OllamaSimulator
 from gleitzeit_nb.testing.models import DEFAULT_MODELS, ModelSpec
 
 pd = pytest.importorskip("pandas")
+np = pytest.importorskip("numpy")
 
 LONG_MODEL = ModelSpec("long:latest", context_length=32768, parameters="num_ctx 16384")
 
@@ -72,12 +73,43 @@ async def test_check_refuses_only_beyond_the_estimates_error(ollama):
         await check_fit(conn, provider, request(6000))
     message = str(err.value)
     assert f"about {err.value.tokens:,} tokens" in message and "4,096 tokens" in message
-    assert "--num-ctx 8192" in message and "{df:summary}" in message and "nothing was sent" in message
+    assert "--num-ctx 8192" in message and "nothing was sent" in message
+    assert "a shorter prompt" in message and ":summary}" not in message  # no table in it
     asked = request(6000, extra={"num_ctx": 8192})
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert (await check_fit(conn, provider, asked)).tokens == 8192
     assert not [r for r in sim.requests if r.path == "/api/chat"]
+
+
+async def test_only_a_table_put_in_as_rows_is_suggested_as_a_summary(ollama):
+    _, provider = ollama
+    big = big_frame(2_000)
+    with pytest.warns(UserWarning, match="puts the whole table"):
+        rows = interpolate("Look: {big:full}", {"big": big})
+    in_summary = interpolate("Look: {big:summary} " + "word " * 6000, {"big": big})
+
+    async def refusal(content: str) -> str:
+        request = ChatRequest(model="llama3.2:latest",
+                              messages=[{"role": "user", "content": content}])
+        with pytest.raises(ContextLengthError) as err:
+            await check_fit(Connections(), provider, request)
+        return str(err.value)
+
+    assert "a shorter prompt ({big:summary} or {big:head(20)} instead of the rows)" \
+        in await refusal(rows)
+    assert ":summary}" not in await refusal(in_summary)
+
+
+def test_a_wide_frame_s_summary_stays_within_the_budget():
+    wide = pd.DataFrame(np.random.default_rng(0).random((10_000, 100)),
+                        columns=[f"column_{i}" for i in range(100)])
+    wide["note"] = "a very long cell text " * 20
+    text = summary(wide, "wide")
+    assert estimate_tokens(text) <= SETTINGS.table_budget
+    assert "10,000 rows × 101 columns" in text and "more columns" in text
+    assert "a very long cell text " * 3 not in text  # long cells are cut
+    assert estimate_tokens(summary(wide, "wide", budget=600)) <= 600
 
 
 async def test_refusal_beyond_the_trained_maximum_names_it(ollama):

@@ -93,7 +93,7 @@ def test_a_prompt_that_cannot_fit_is_refused_before_sending(kernel, sim):
     assert error["evalue"].startswith("The prompt is about 20,0")
     assert "more than fits the context size of 4,096 tokens (Ollama's default" in error["evalue"]
     assert "nothing was sent" in error["evalue"] and "--num-ctx 32768" in error["evalue"]
-    assert "{df:summary}" in error["evalue"]
+    assert "a shorter prompt" in error["evalue"] and ":summary}" not in error["evalue"]
     assert len(error["traceback"]) <= 3  # one readable line, not a traceback
     assert chats(sim) == []
     ex = kernel.run("%%llm --num-ctx 32768\nSummarise: {long}")  # the fix works

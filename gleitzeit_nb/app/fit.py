@@ -14,6 +14,7 @@ from ..core.backend import ChatRequest, ContextInfo
 from ..core.errors import ContextLengthError
 from ..core.provider import BackendProvider
 from .connections import Connections
+from .tables import tables_in
 from .tokens import OVERSHOOT, UNDERSHOOT, estimate_messages, estimate_tokens
 from .warn import warn_user
 
@@ -78,10 +79,18 @@ def _fixes(request: ChatRequest, info: ContextInfo, estimate: int) -> str:
                      f"{info.trained:,} tokens)")
     elif info.hint:
         fixes.append(info.hint)
-    fixes.append("a shorter prompt (a DataFrame as {df:summary} or {df:head(20)}, not {df:full})")
+    fixes.append(_shorter(request.messages))
     if _history_share(request.messages) > 0.25:
         fixes.append("--new (or new=True) to leave the earlier conversation out")
     return "Fixes: " + "; ".join(fixes) + "."
+
+
+def _shorter(messages: list[dict[str, Any]]) -> str:
+    """A shorter prompt: for a table put in as rows, its summary or first rows."""
+    prompt = str(messages[-1].get("content") or "") if messages else ""
+    forms = [f"{{{name}:summary}} or {{{name}:head(20)}}" for name in tables_in(prompt)]
+    return f"a shorter prompt ({'; '.join(forms)} instead of the rows)" if forms \
+        else "a shorter prompt"
 
 
 def _history_share(messages: list[dict[str, Any]]) -> float:

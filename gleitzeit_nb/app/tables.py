@@ -11,19 +11,24 @@ is the same whatever optional packages are installed.
 from __future__ import annotations
 
 import re
+from collections import deque
 from typing import Any
 
 from ..core.errors import InvalidParamsError
 from .settings import SETTINGS
+from .stable_text import cut
 from .tokens import estimate_tokens
 from .warn import warn_user
 
-__all__ = ["is_table", "is_table_spec", "table_text", "summary"]
+__all__ = ["is_table", "is_table_spec", "table_text", "tables_in", "summary"]
 
 #: Rows of each end shown in a summary.
 SAMPLE_ROWS = 5
 #: Rows rendered to judge a big table's size without rendering all of it.
 _PROBE_ROWS = 200
+#: Tables put in as rows lately, (name, text), and the least size worth noting.
+_ROWS_SENT: deque[tuple[str, str]] = deque(maxlen=16)
+_ROWS_NOTED = 400
 _SPEC = re.compile(r"full|summary|(?P<end>head|tail)\((?P<n>\d+)\)")
 
 
@@ -49,9 +54,9 @@ def table_text(value: Any, spec: str, name: str, budget: int | None = None) -> s
             param="prompt")
     if form is not None and form["end"]:
         part = value.head(int(form["n"])) if form["end"] == "head" else value.tail(int(form["n"]))
-        return _text(part)
+        return _rows(name, _text(part))
     if spec == "summary":
-        return summary(value, name)
+        return summary(value, name, budget)
     if spec == "full":
         text = _text(value)
         tokens = estimate_tokens(text)
@@ -60,37 +65,56 @@ def table_text(value: Any, spec: str, name: str, budget: int | None = None) -> s
                       f"{tokens:,} tokens ({len(text):,} characters). It is checked against the "
                       "model's context size before sending; {" + name + ":summary} or {" + name
                       + ":head(20)} send less.")
-        return text
+        return _rows(name, text)
     size = _rough_tokens(value)
     if size <= 2 * budget:
         text = _text(value)
         size = estimate_tokens(text)
         if size <= budget:
-            return text
+            return _rows(name, text)
     warn_user(f"{{{name}}} is a table of about {size:,} tokens, more than the table budget "
               f"({budget:,}; %config LLMMagics.table_budget): the prompt gets a summary (shape, "
               f"dtypes, describe(), first and last {SAMPLE_ROWS} rows). {{{name}:full}} sends "
               f"every row, {{{name}:head(50)}} the first 50.")
-    return summary(value, name)
+    return summary(value, name, budget)
 
 
-def summary(value: Any, name: str) -> str:
-    """Shape, dtypes, ``describe()`` and the first and last rows, saying it is a summary."""
+def summary(value: Any, name: str, budget: int | None = None) -> str:
+    """Shape, dtypes, ``describe()`` and the first and last rows, saying it is a summary; a
+    wide table shows its first columns (the rest counted), fewer until it fits ``budget``."""
+    budget = SETTINGS.table_budget if budget is None else budget
+    for columns, rows in _SHAPES:
+        text = _summary(value, name, columns, rows)
+        if estimate_tokens(text) <= budget:
+            break
+    return text
+
+
+#: (columns, rows of each end) a summary tries in turn, until it fits the budget.
+_SHAPES = ((20, SAMPLE_ROWS), (10, 3), (5, 2), (2, 1))
+_CELL_CHARS = 40
+
+
+def _summary(value: Any, name: str, columns: int, rows: int) -> str:
     frame = value.ndim == 2
     shape = (f"{value.shape[0]:,} rows × {value.shape[1]:,} columns" if frame
              else f"{len(value):,} values")
     kind = "DataFrame" if frame else "Series"
+    more = value.shape[1] - columns if frame else 0
+    if more > 0:
+        value = value.iloc[:, :columns]
+    counted = f"\n… {more:,} more columns" if more > 0 else ""
     parts = [f"[Summary of the {kind} {name} ({shape}), not the whole table. {{{name}:full}} "
              f"sends every row.]",
-             "dtypes:\n" + (value.dtypes.to_string() if frame else str(value.dtype))]
+             "dtypes:\n" + (value.dtypes.to_string() if frame else str(value.dtype)) + counted]
     described = _describe(value)
     if described:
-        parts.append("describe():\n" + described)
-    if len(value) > 2 * SAMPLE_ROWS:
-        parts += [f"first {SAMPLE_ROWS} rows:\n" + _text(value.head(SAMPLE_ROWS)),
-                  f"last {SAMPLE_ROWS} rows:\n" + _text(value.tail(SAMPLE_ROWS))]
+        parts.append("describe():\n" + described + counted)
+    if len(value) > 2 * rows:
+        parts += [f"first {rows} rows:\n" + _cut_text(value.head(rows)) + counted,
+                  f"last {rows} rows:\n" + _cut_text(value.tail(rows)) + counted]
     else:
-        parts.append("rows:\n" + _text(value))
+        parts.append("rows:\n" + _cut_text(value) + counted)
     return "\n\n".join(parts)
 
 
@@ -99,7 +123,20 @@ def _describe(value: Any) -> str:
         described = value.describe(include="all") if value.ndim == 2 else value.describe()
     except (TypeError, ValueError):  # e.g. no columns
         return ""
-    return _text(described)
+    return _cut_text(described)
+
+
+def tables_in(prompt: str) -> list[str]:
+    """The names of tables put into a prompt as rows (not as a summary) that ``prompt`` holds,
+    for the fixes suggested when it is too long."""
+    return list(dict.fromkeys(name for name, text in _ROWS_SENT if text in prompt))
+
+
+def _rows(name: str, text: str) -> str:
+    """``text``, the rows of table ``name``, remembered for :func:`tables_in`."""
+    if len(text) >= _ROWS_NOTED:
+        _ROWS_SENT.append((name, text))
+    return text
 
 
 def _rough_tokens(value: Any) -> int:
@@ -108,6 +145,13 @@ def _rough_tokens(value: Any) -> int:
     if rows <= _PROBE_ROWS:
         return estimate_tokens(_text(value))
     return estimate_tokens(_text(value.head(_PROBE_ROWS))) * rows // _PROBE_ROWS
+
+
+def _cut_text(value: Any) -> str:
+    """As :func:`_text`, each cell (a long string) cut to :data:`_CELL_CHARS`."""
+    if value.ndim == 2:
+        return str(value.to_string(max_colwidth=_CELL_CHARS))
+    return _text(value.map(lambda v: cut(v, _CELL_CHARS) if isinstance(v, str) else v))
 
 
 def _text(value: Any) -> str:
