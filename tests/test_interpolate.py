@@ -265,6 +265,15 @@ def test_real_pandas_objects():
     assert interpolate('{df["sales"][1]}', {"df": df}) == "20"
 
 
+@pytest.mark.parametrize("spec", ["head(20", "head( 20)", "Head(2)", "summary()", ".2f"])
+def test_a_malformed_table_form_lists_the_table_forms(spec):
+    pd = pytest.importorskip("pandas")
+    with pytest.raises(InvalidParamsError) as err:
+        interpolate(f"{{big:{spec}}}", {"big": pd.DataFrame({"a": [1, 2]})})
+    assert str(err.value) == (f"{{big:{spec}}}: a table takes :full, :summary, :head(N) or "
+                              ":tail(N), written exactly so (e.g. {big:head(20)}).")
+
+
 def test_long_values_are_kept_with_a_warning():
     big = "x" * (LONG_VALUE_CHARS + 1)
     with pytest.warns(UserWarning, match=r"\{big\} puts 20,001 characters"):

@@ -8,9 +8,9 @@ Rules, applied left to right:
   ``{obj["key"]}``), then an optional conversion ``!r`` / ``!s`` / ``!a`` and an optional format
   spec ``:spec`` that does not start with whitespace (``{x:.2f}``, ``{when:%Y-%m-%d}``; the spec
   may hold nested placeholders: ``{x:.{digits}f}``). The value is found in the namespace and
-  rendered with ``format(value, spec)``; a pandas DataFrame or Series without conversion, or
-  with a table form (``:full``, ``:summary``, ``:head(N)``, ``:tail(N)``), is rendered by
-  :mod:`.tables` (whole while it fits ``table_budget``, else a summary).
+  rendered with ``format(value, spec)``; a pandas DataFrame or Series without conversion is
+  rendered by :mod:`.tables` (whole while it fits ``table_budget``, else a summary; its only
+  specs are the table forms ``:full``, ``:summary``, ``:head(N)``, ``:tail(N)``).
 * A brace group that is an expression with calls, operators, indexing by a variable, or lambdas
   (``{f()}``, ``{a+b}``, ``{d[key]}``) raises ``InvalidParamsError``: only names, attributes
   and literal indexing are allowed, nothing is evaluated.
@@ -33,7 +33,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import InvalidParamsError
-from .tables import is_table, is_table_spec, table_text
+from .tables import is_table, table_text
 from .warn import warn_user
 
 __all__ = ["interpolate", "LONG_VALUE_CHARS"]
@@ -159,7 +159,7 @@ def _render(field: re.Match[str], content: str, namespace: Mapping[str, Any]) ->
     conv = field["conv"]
     if conv:
         value = _CONVERSIONS[conv](value)
-    if not conv and is_table(value) and is_table_spec(spec):
+    if not conv and is_table(value):  # every spec: a wrong one gets the table forms listed
         return table_text(value, spec, field["name"] + field["chain"])
     try:
         text = format(value, spec)

@@ -20,7 +20,7 @@ from .stable_text import cut
 from .tokens import estimate_tokens
 from .warn import warn_user
 
-__all__ = ["is_table", "is_table_spec", "table_text", "tables_in", "summary"]
+__all__ = ["is_table", "table_text", "tables_in", "summary"]
 
 #: Rows of each end shown in a summary.
 SAMPLE_ROWS = 5
@@ -39,18 +39,14 @@ def is_table(value: Any) -> bool:
                for cls in type(value).__mro__)
 
 
-def is_table_spec(spec: str) -> bool:
-    """Whether ``spec`` (after the ``:`` of a placeholder) is one of the table forms."""
-    return not spec or _SPEC.fullmatch(spec) is not None
-
-
 def table_text(value: Any, spec: str, name: str, budget: int | None = None) -> str:
     """The text of ``{name:spec}`` for a DataFrame or Series ``value`` (see module doc)."""
     budget = SETTINGS.table_budget if budget is None else budget
     form = _SPEC.fullmatch(spec) if spec else None
     if spec and form is None:
         raise InvalidParamsError(
-            f"{{{name}:{spec}}}: a table takes :full, :summary, :head(N) or :tail(N).",
+            f"{{{name}:{spec}}}: a table takes :full, :summary, :head(N) or :tail(N), written "
+            f"exactly so (e.g. {{{name}:head(20)}}).",
             param="prompt")
     if form is not None and form["end"]:
         part = value.head(int(form["n"])) if form["end"] == "head" else value.tail(int(form["n"]))
