@@ -234,8 +234,10 @@ _FakeFrame.__module__ = "pandas.core.frame"
 
 def test_dataframe_renders_as_text_whatever_is_installed():
     assert interpolate("{df}", {"df": _FakeFrame()}) == "   a\n0  1"
-    # A conversion or spec means the user asked for plain formatting.
-    assert interpolate("{df:x}", {"df": _FakeFrame()}) == "FORMATTED"
+    # A conversion means the user asked for plain text; a spec must be a table form.
+    assert interpolate("{df!s}", {"df": _FakeFrame()}).startswith("<")
+    with pytest.raises(InvalidParamsError, match="a table takes :full"):
+        interpolate("{df:x}", {"df": _FakeFrame()})
 
 
 def test_subclass_of_a_dataframe_counts():
