@@ -8,7 +8,7 @@ import pandas as pd
 
 from gleitzeit_nb.app.code_blocks import CellCode, CodeBlock, cell_code, code_blocks, fence_for
 from gleitzeit_nb.app.fix_prompt import fix_prompt
-from gleitzeit_nb.app.tracebacks import CellError
+from gleitzeit_nb.app.tracebacks import CellError, cell_error, trim_traceback
 from gleitzeit_nb.app.var_summary import names_in, summarize, variable_summaries
 
 
@@ -86,3 +86,32 @@ def test_the_prompt_fences_code_that_holds_fences():
     assert f"````python\n{code}\n````" in sent and fence_for(code) == "````"
     assert sent.endswith("The error:\nE: e\n\nThe variables it uses, as they are now:\n"
                          "- md: str of length 20")
+
+
+def test_no_memory_address_and_no_home_folder_in_prompt_text(tmp_path, monkeypatch):
+    home, elsewhere, work = tmp_path / "home", tmp_path / "elsewhere", tmp_path / "work"
+    for folder in (home / "lib", elsewhere, work):
+        folder.mkdir(parents=True)
+    (home / "lib" / "mine.py").write_text("def boom(x):\n    raise ValueError(f'bad {x!r}')\n")
+    (elsewhere / "theirs.py").write_text("def call(f, x):\n    return f(x)\n")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.syspath_prepend(str(home / "lib"))
+    monkeypatch.syspath_prepend(str(elsewhere))
+    cell = "import mine, theirs\ntheirs.call(mine.boom, object())"
+    try:
+        exec(compile(cell, "<cell-1>", "exec"), {})
+    except ValueError as exc:
+        caught = exc
+    label = lambda f: "Cell In[1]" if f == "<cell-1>" else None  # noqa: E731
+    error = cell_error(1, cell, caught, label)
+    text = trim_traceback(caught, label, str(work))
+    assert 'File "theirs.py", line 2, in call' in text
+    assert 'File "~/lib/mine.py", line 2, in boom' in text
+    assert str(tmp_path) not in text
+    assert "ValueError: bad <object object at 0x…>" in text and "0x…" in error.evalue
+    assert summarize({Opaque(): 1}) == "dict of 1 items; keys: <Opaque at 0x…>"
+
+
+class Opaque:
+    def __repr__(self) -> str:
+        return f"<Opaque at {hex(id(self))}>"

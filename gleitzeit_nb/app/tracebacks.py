@@ -7,7 +7,9 @@ cell frames read ``Cell In[3], line 2``; a run of library frames (site-packages,
 library) keeps its first frame (where the user's code called in) and, at the end of the
 traceback, its last (where the error was raised), with the rest counted on one line; library
 paths are relative to their install folder (``pandas/core/frame.py``), without line numbers
-(those change with every release). Everything is bounded:
+(those change with every release); other files are relative to the working folder, else to the
+home folder (``~/lib/util.py``), else just their name; memory addresses read ``0x…``.
+Everything is bounded:
 at most :data:`MAX_FRAMES` frames, source lines and messages cut to a few hundred characters.
 """
 
@@ -20,6 +22,8 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
+
+from .stable_text import cut, hide_addresses
 
 __all__ = ["CellError", "MAX_FRAMES", "cell_error", "trim_traceback"]
 
@@ -55,7 +59,8 @@ def cell_error(count: int, code: str, exc: BaseException,
         message = str(exc)
     except Exception:  # noqa: BLE001 - a broken __str__ (the traceback text says so too)
         message = ""
-    return CellError(count, code, type(exc).__name__, _cut(message, _MESSAGE_CHARS),
+    return CellError(count, code, type(exc).__name__,
+                     hide_addresses(cut(message, _MESSAGE_CHARS)),
                      trim_traceback(exc, cell_label))
 
 
@@ -81,14 +86,14 @@ def trim_traceback(exc: BaseException, cell_label: Callable[[str], str | None],
             continue
         lines.append(f"  {frame.where}, in {frame.name}")
         if frame.line:
-            lines.append(f"    {_cut(frame.line, _LINE_CHARS)}")
+            lines.append(f"    {cut(frame.line, _LINE_CHARS)}")
     lines.extend(_exception_lines(exc, cell_label, cwd))
     cause = exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)
     if cause is not None:
-        said = _cut(_one_line(cause), 300)
+        said = cut(_one_line(cause), 300)
         if said != _one_line(exc):
             lines.append(f"(raised while handling {said})")
-    return "\n".join(lines)
+    return hide_addresses("\n".join(lines))
 
 
 def _frames(tb: TracebackType | None, cell_label: Callable[[str], str | None],
@@ -161,7 +166,10 @@ def _short_path(filename: str, cwd: str) -> tuple[str, bool]:
             return path[len(root) + 1:].replace(os.sep, "/"), True
     if path.startswith(os.path.normpath(cwd) + os.sep):
         return os.path.relpath(path, cwd).replace(os.sep, "/"), False
-    return filename, False
+    home = os.path.normpath(os.path.expanduser("~"))
+    if path.startswith(home + os.sep):
+        return "~/" + os.path.relpath(path, home).replace(os.sep, "/"), False
+    return os.path.basename(path), False
 
 
 def _exception_lines(exc: BaseException, cell_label: Callable[[str], str | None],
@@ -172,7 +180,7 @@ def _exception_lines(exc: BaseException, cell_label: Callable[[str], str | None]
         label = cell_label(exc.filename)
         where = label or _short_path(exc.filename, cwd)[0]
         text = text.replace(f'File "{exc.filename}"', label or f'File "{where}"', 1)
-    return [_cut(text, _MESSAGE_CHARS)]
+    return [cut(text, _MESSAGE_CHARS)]
 
 
 def _one_line(exc: BaseException) -> str:
@@ -180,5 +188,3 @@ def _one_line(exc: BaseException) -> str:
     return lines[-1].strip() if lines else type(exc).__name__
 
 
-def _cut(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[:limit - 1] + "…"

@@ -14,6 +14,9 @@ import re
 from collections.abc import Container, Mapping
 from typing import Any
 
+from .stable_text import cut, hide_addresses
+from .tables import is_table
+
 __all__ = ["names_in", "summarize", "variable_summaries"]
 
 MAX_VARIABLES = 15
@@ -52,20 +55,20 @@ def summarize(value: Any) -> str:
         text = _describe(value)
     except Exception:  # noqa: BLE001 - a property of a user object may raise anything
         text = _type_name(value)
-    return text if len(text) <= _CHARS else text[:_CHARS - 1] + "…"
+    return cut(hide_addresses(text), _CHARS)
 
 
 def _describe(value: Any) -> str:
     if value is None or isinstance(value, (bool, int, float, complex)):
         text = repr(value)
-        return f"{type(value).__name__} = {text if len(text) <= 40 else text[:39] + '…'}"
+        return f"{type(value).__name__} = {cut(text, 40)}"
     if isinstance(value, (str, bytes, bytearray)):
         return f"{type(value).__name__} of length {len(value):,}"
-    if _is(value, "pandas", "DataFrame"):
+    if is_table(value) and value.ndim == 2:
         rows, cols = value.shape
         shown, size = [], 0
         for col, dtype in value.dtypes.items():
-            entry = f"{_short(str(col), 40)} ({dtype})"
+            entry = f"{cut(str(col), 40)} ({dtype})"
             size += len(entry) + 2
             if size > _COLUMN_CHARS:
                 break
@@ -73,11 +76,11 @@ def _describe(value: Any) -> str:
         more = f", … {cols - len(shown)} more" if cols > len(shown) else ""
         return (f"pandas DataFrame, {rows:,} rows × {cols:,} columns; columns (dtype): "
                 f"{', '.join(shown)}{more}")
-    if _is(value, "pandas", "Series"):
+    if is_table(value):  # a Series
         name = f" {value.name!r}" if value.name is not None else ""
         return f"pandas Series{name}, length {len(value):,}, dtype {value.dtype}"
     if isinstance(value, dict):
-        keys = ", ".join(_short(repr(k), 30) for k in list(value)[:10])
+        keys = ", ".join(cut(repr(k), 30) for k in list(value)[:10])
         more = ", …" if len(value) > 10 else ""
         return f"dict of {len(value):,} items; keys: {keys}{more}"
     if isinstance(value, (list, tuple, set, frozenset)):
@@ -105,17 +108,7 @@ def _describe(value: Any) -> str:
     return ", ".join(parts)
 
 
-def _is(value: Any, package: str, name: str) -> bool:
-    """``value`` is an instance of ``package``'s class ``name`` (or a subclass of it)."""
-    return any(cls.__name__ == name and cls.__module__.split(".")[0] == package
-               for cls in type(value).__mro__)
-
-
 def _type_name(value: Any) -> str:
     cls = type(value)
     module = cls.__module__.split(".")[0]
     return cls.__qualname__ if module == "builtins" else f"{module} {cls.__qualname__}"
-
-
-def _short(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[:limit - 1] + "…"
