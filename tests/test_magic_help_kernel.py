@@ -14,7 +14,7 @@ from .kernel import Kernel
 
 PARSERS = {"llm": opts.llm_parser(), "vision": opts.vision_parser(), "llm_batch": BATCH,
            "llm_chat": opts.chat_parser(), "llm_models": opts.host_parser(),
-           "llm_host": opts.server_parser()}
+           "llm_host": opts.server_parser(), "llm_fix": opts.fix_parser()}
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
@@ -45,7 +45,8 @@ def option_helps(parser) -> list[str]:
 
 
 def test_load_ext_builds_no_help_text(kernel):
-    assert kernel.value("'gleitzeit_nb.magics.batch_magic' in __import__('sys').modules") is False
+    for lazy in ("batch_magic", "fix_magic"):
+        assert kernel.value(f"'gleitzeit_nb.magics.{lazy}' in __import__('sys').modules") is False
 
 
 @pytest.mark.parametrize("magic", list(PARSERS))
@@ -74,7 +75,7 @@ def test_inspector_shows_the_options(kernel):
 
 
 @pytest.mark.parametrize("line", ["%llm --help", "%llm -h", "%%llm --help\nnot sent",
-                                  "%llm_host --help", "%llm_batch -h"])
+                                  "%llm_host --help", "%llm_batch -h", "%llm_fix --help"])
 def test_help_flags_page_the_same_text(kernel, line):
     ex = kernel.run(line)
     assert ex.status == "ok", ex.error

@@ -41,6 +41,12 @@ def _pull_parser() -> ArgumentParser:
     return _PARSER
 
 
+def _fix_parser() -> ArgumentParser:
+    from .fix_magic import _FIX  # with %llm_fix: imported when first used
+
+    return _FIX
+
+
 @magics_class
 class LLMMagics(Magics, LLMSettingsTraits):
     """Chat with local models from cells. Settings: ``%config LLMMagics`` lists them."""
@@ -108,14 +114,13 @@ class LLMMagics(Magics, LLMSettingsTraits):
         self._store(args.out, reply.value if (fmt == "json" or schema is not None) else reply)
 
     @line_magic
+    @documented(_fix_parser)
     def llm_fix(self, line: str) -> None:
         """Explain the last error and suggest a corrected cell: ``%llm_fix [N] [--code]``.
 
         Sends the failed cell's code (the last failure, or cell N), its error with a trimmed
         traceback, and short summaries of the variables it names (type, shape, dtypes,
-        length; never whole values). ``--code`` puts the corrected code into the next cell
-        (not run). Options: -m MODEL, -s SESSION, --system TEXT, -t, --max-tokens, --seed,
-        -o VAR, --host.
+        length; never whole values).
         """
         from .fix_magic import llm_fix_magic
 
