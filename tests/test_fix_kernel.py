@@ -106,7 +106,8 @@ def test_err_messages_a_user_variable_and_our_own_errors(kernel, sim):
     unnumbered = kernel.collect(kernel.kc.execute("not_kept", store_history=False))
     assert unnumbered.error["ename"] == "NameError"  # a cell without In[n]: not kept
     usage = kernel.run("%llm_fix 9999")
-    assert usage.status == "error" and "Cell [9999] raised no error" in usage.stderr
+    assert usage.status == "error" and "Cell [9999] raised no error (cells that failed:" \
+        in usage.stderr and "%llm_fix alone take the last" in usage.stderr
     kernel.run("%%llm\n{Err}")
     assert prompt(sim).endswith("ZeroDivisionError: division by zero")
 
@@ -116,10 +117,11 @@ def test_nothing_to_fix_is_said_clearly(sim):
     try:
         fix = k.run("%llm_fix")
         assert fix.status == "error"
-        assert "No error to fix: no cell has failed" in fix.stderr
+        said = "No error to fix: no cell has raised an error since %load_ext gleitzeit_nb"
+        assert said in fix.stderr
         err = k.run("%%llm\nExplain {Err}")
         assert err.error["ename"] == "InvalidParamsError"
-        assert "No cell has raised an error" in err.error["evalue"]
+        assert said in err.error["evalue"]
         assert len(err.error["traceback"]) <= 3
         assert chats(sim) == []
     finally:
@@ -149,6 +151,21 @@ def test_llm_fix_sends_code_error_and_variable_summaries(kernel, sim):
     assert ex.text("text/markdown") and next_cell(ex) == []  # shown; no --code: no next cell
     kernel.run("%llm_fix")
     assert "NameError: name 'other_error' is not defined" in prompt(sim)  # the last failure
+
+
+def test_llm_fix_says_which_cell_and_whether_it_ran_fine_since(kernel, sim):
+    bad = kernel.run("value = missing_name + 1")
+    ex = kernel.run("%llm_fix")
+    said = ex.text().splitlines()[0]
+    assert said == (f"Fixing the error of cell [{count(bad)}]: NameError: name 'missing_name' "
+                    "is not defined")
+    kernel.run("missing_name = 1")
+    again = kernel.run("value = missing_name + 1")
+    assert again.status == "ok"
+    ex = kernel.run(f"%llm_fix {count(bad)}")
+    assert ex.text().splitlines()[0] == said + (" (its code has run without an error since, in "
+                                                f"cell [{count(again)}])")
+    kernel.run("del missing_name")
 
 
 CORRECTED = "t = total(df.rename(columns={'sales': 'sale'}))\nprint(t)"

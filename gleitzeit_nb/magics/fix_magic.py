@@ -11,12 +11,15 @@ import shlex
 from typing import Any
 
 from IPython.core.error import UsageError
+from IPython.display import display
 
 from ..app.fix_prompt import fix_prompt
+from ..app.stable_text import cut
 from ..app.requests import make_request
 from ..app.settings import SETTINGS
 from ..app.tracebacks import CellError
 from ..app.var_summary import variable_summaries
+from ..core.errors import InvalidParamsError
 from ..notebook.cell_errors import ErrorLog, install
 from ..notebook.chat import ask
 from . import options as opts
@@ -36,7 +39,9 @@ def llm_fix_magic(magics: Any, line: str) -> None:
     for name, value in vars(args).items():
         if isinstance(value, str):
             setattr(args, name, opts.expand_value(value, shell.user_ns))
-    error = failed_cell(install(shell), args.cell)
+    errors = install(shell)
+    error = failed_cell(errors, args.cell)
+    display({"text/plain": fixing_line(errors, error)}, raw=True)
     req = make_request(fix_prompt(error, _summaries(shell, error)), model=args.model,
                        host=args.host, system=args.system, temperature=args.temperature,
                        max_tokens=args.max_tokens, seed=args.seed, session=args.session,
@@ -49,15 +54,19 @@ def llm_fix_magic(magics: Any, line: str) -> None:
 
 def failed_cell(errors: ErrorLog, count: int | None) -> CellError:
     """The error to fix: cell ``count``'s, or the last; a UsageError saying why there is none."""
-    if not errors.counts:
-        raise UsageError("No error to fix: no cell has failed since %load_ext gleitzeit_nb. "
-                         "Run the failing cell, then %llm_fix.")
-    if count is None:
-        return errors.require()
-    if count not in errors.counts:
-        raise UsageError(f"Cell [{count}] raised no error; the cells that failed are "
-                         f"{', '.join(map(str, errors.counts))} (%llm_fix alone fixes the last).")
-    return errors[count]
+    try:
+        return errors.require(count)
+    except InvalidParamsError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def fixing_line(errors: ErrorLog, error: CellError) -> str:
+    """Which cell is being fixed, and whether its code has run fine since."""
+    line = f"Fixing the error of cell [{error.count}]: {cut(f'{error.ename}: {error.evalue}', 120)}"
+    fine = errors.fine_since(error.count)
+    if fine is not None:
+        line += f" (its code has run without an error since, in cell [{fine}])"
+    return line
 
 
 def _summaries(shell: Any, error: CellError) -> list[str]:

@@ -38,6 +38,7 @@ class ErrorLog:
 
     def __init__(self) -> None:
         self._errors: OrderedDict[int, CellError] = OrderedDict()
+        self._fine: dict[int, int] = {}  # failed cell -> a later cell that ran its code fine
 
     @property
     def last(self) -> CellError | None:
@@ -52,13 +53,10 @@ class ErrorLog:
         self._errors[error.count] = error
         self._errors.move_to_end(error.count)
         while len(self._errors) > KEPT:
-            self._errors.popitem(last=False)
+            self._fine.pop(self._errors.popitem(last=False)[0], None)
 
     def __getitem__(self, count: int) -> CellError:
-        if count not in self._errors:
-            raise InvalidParamsError(f"Cell [{count}] raised no error {self._known()}.",
-                                     param="prompt")
-        return self._errors[count]
+        return self.require(count)
 
     def __len__(self) -> int:
         return len(self._errors)
@@ -75,18 +73,25 @@ class ErrorLog:
     def __repr__(self) -> str:
         return f"<Err: errors of cells {self.counts}>"
 
-    def require(self) -> CellError:
-        """The last error, or an InvalidParamsError saying there is none yet."""
+    def require(self, count: int | None = None) -> CellError:
+        """The error of cell ``count`` (None: the last), or an InvalidParamsError saying why
+        there is none (for ``{Err}``, ``{Err[n]}`` and ``%llm_fix [N]`` alike)."""
         if self.last is None:
             raise InvalidParamsError(
-                "No cell has raised an error since %load_ext gleitzeit_nb, so {Err} is empty: "
-                "run the failing cell first.", param="prompt")
-        return self.last
+                "No error to fix: no cell has raised an error since %load_ext gleitzeit_nb, so "
+                "{Err} is empty. Run the failing cell first.", param="prompt")
+        if count is None:
+            return self.last
+        if count not in self._errors:
+            raise InvalidParamsError(
+                f"Cell [{count}] raised no error (cells that failed: "
+                f"{', '.join(map(str, self._errors))}; {{Err}} and %llm_fix alone take the last).",
+                param="prompt")
+        return self._errors[count]
 
-    def _known(self) -> str:
-        if not self._errors:
-            return "(no cell has failed since %load_ext gleitzeit_nb)"
-        return f"(cells that failed: {', '.join(map(str, self._errors))}; {{Err}} is the last)"
+    def fine_since(self, count: int) -> int | None:
+        """A later cell that ran the code of failed cell ``count`` without an error, if any."""
+        return self._fine.get(count)
 
     # -- IPython event ---------------------------------------------------------------------
     def post_run_cell(self, result: Any, shell: Any = None) -> None:
@@ -94,16 +99,27 @@ class ErrorLog:
         exc = result.error_before_exec or result.error_in_exec
         count = result.execution_count
         info = getattr(result, "info", None)
-        if (exc is None or count is None or isinstance(exc, (LLMError, KeyboardInterrupt))
-                or not getattr(info, "store_history", True)):  # (no In[n] of its own)
+        if count is None or not getattr(info, "store_history", True):  # (no In[n] of its own)
             return
         code = getattr(info, "raw_cell", "") or ""
+        if exc is None:
+            self._ran_fine(count, code)
+            return
+        if isinstance(exc, (LLMError, KeyboardInterrupt)):
+            return
         if code.lstrip().startswith(_OUR_MAGICS):
             return
         try:
             self.add(cell_error(count, code, exc, _cell_label(shell)))
         except Exception:  # noqa: BLE001 - a bookkeeping failure must not disturb the cell
             log.warning("could not record the error of cell [%s]", count, exc_info=True)
+
+    def _ran_fine(self, count: int, code: str) -> None:
+        """Note cell ``count`` ran ``code`` fine: the code of an earlier failure, if so."""
+        for error in self._errors.values():
+            if error.count < count and error.count not in self._fine \
+                    and error.code.strip() == code.strip():
+                self._fine[error.count] = count
 
 
 def _cell_label(shell: Any):
