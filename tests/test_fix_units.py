@@ -115,3 +115,26 @@ def test_no_memory_address_and_no_home_folder_in_prompt_text(tmp_path, monkeypat
 class Opaque:
     def __repr__(self) -> str:
         return f"<Opaque at {hex(id(self))}>"
+
+
+def _trimmed(cell: str) -> str:
+    label = lambda f: "Cell In[1]" if f == "<cell-1>" else None  # noqa: E731
+    try:
+        exec(compile(cell, "<cell-1>", "exec"), {})
+    except BaseException as exc:  # noqa: BLE001 - the cell's own
+        return trim_traceback(exc, label)
+    raise AssertionError("the cell did not fail")
+
+
+def test_groups_causes_and_contexts():
+    group = _trimmed("raise ExceptionGroup('checks', [ValueError('a'), *[KeyError(i) for i in "
+                     "range(6)]])")
+    assert group.endswith("ExceptionGroup: checks (7 sub-exceptions)\n  1. ValueError: a\n"
+                          "  2. KeyError: 0\n  3. KeyError: 1\n  4. KeyError: 2\n  5. KeyError: 3\n"
+                          "  … 2 more")
+    caused = _trimmed("try:\n    {}['k']\nexcept KeyError as e:\n    raise ValueError('bad') from e")
+    assert caused.endswith("ValueError: bad\n(caused by KeyError: 'k')")
+    handling = _trimmed("try:\n    {}['k']\nexcept KeyError:\n    raise ValueError('bad')")
+    assert handling.endswith("ValueError: bad\n(raised while handling KeyError: 'k')")
+    hidden = _trimmed("try:\n    {}['k']\nexcept KeyError:\n    raise ValueError('bad') from None")
+    assert hidden.endswith("ValueError: bad")

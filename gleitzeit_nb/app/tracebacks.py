@@ -7,7 +7,8 @@ cell frames read ``Cell In[3], line 2``; a run of library frames (site-packages,
 library) keeps its first frame (where the user's code called in) and, at the end of the
 traceback, its last (where the error was raised), with the rest counted on one line; library
 paths are relative to their install folder (``pandas/core/frame.py``), without line numbers
-(those change with every release); other files are relative to the working folder, else to the
+(those change with every release); an ExceptionGroup lists its sub-exceptions, and a cause
+(``raise … from e``) or the exception being handled follows on one line; other files are relative to the working folder, else to the
 home folder (``~/lib/util.py``), else just their name; memory addresses read ``0x…``.
 Everything is bounded:
 at most :data:`MAX_FRAMES` frames, source lines and messages cut to a few hundred characters.
@@ -31,6 +32,7 @@ MAX_FRAMES = 10
 """Frames shown at most; a longer traceback (deep recursion) keeps its first 3 and last 6."""
 _LINE_CHARS = 200
 _MESSAGE_CHARS = 1500
+_SUBS = 5  # sub-exceptions of an ExceptionGroup listed
 _HEADER = "Traceback (most recent call last; trimmed):"
 
 
@@ -88,9 +90,15 @@ def trim_traceback(exc: BaseException, cell_label: Callable[[str], str | None],
         if frame.line:
             lines.append(f"    {cut(frame.line, _LINE_CHARS)}")
     lines.extend(_exception_lines(exc, cell_label, cwd))
-    cause = exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)
-    if cause is not None:
-        said = cut(_one_line(cause), 300)
+    if isinstance(exc, BaseExceptionGroup):
+        subs = exc.exceptions
+        lines += [f"  {i}. {cut(_one_line(sub), 300)}" for i, sub in enumerate(subs[:_SUBS], 1)]
+        if len(subs) > _SUBS:
+            lines.append(f"  … {len(subs) - _SUBS} more")
+    if exc.__cause__ is not None:  # raise … from e
+        lines.append(f"(caused by {cut(_one_line(exc.__cause__), 300)})")
+    elif exc.__context__ is not None and not exc.__suppress_context__:
+        said = cut(_one_line(exc.__context__), 300)
         if said != _one_line(exc):
             lines.append(f"(raised while handling {said})")
     return hide_addresses("\n".join(lines))
