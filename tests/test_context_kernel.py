@@ -85,6 +85,16 @@ def test_num_ctx_reaches_the_request_options(kernel, sim):
     assert sent == [8192, 16384, 12288, 6144, 6144, 3072, 24576, None]
 
 
+@pytest.mark.parametrize("line", ["%%llm --num-ctx 0\nhi", "%llm_fix --num-ctx 0",
+                                  "%llm_batch --num-ctx -1 items"])
+def test_a_context_size_below_one_names_the_option_and_a_valid_value(kernel, sim, line):
+    kernel.run("items = ['x']\n1 / 0")
+    ex = kernel.run(line)
+    assert ex.status == "error" and "argument --num-ctx:" in ex.stderr
+    assert "is not a context size: give it in tokens, e.g. --num-ctx 8192" in ex.stderr
+    assert chats(sim) == []
+
+
 def test_a_prompt_that_cannot_fit_is_refused_before_sending(kernel, sim):
     kernel.run("long = 'word ' * 20_000")
     ex = kernel.run("%%llm\nSummarise: {long}")

@@ -12,7 +12,7 @@ from IPython.core.error import UsageError
 from ..core.errors import LLMError
 from ..app.settings import SETTINGS
 from ..batch.runner import ON_ERROR, run_batch
-from .options import namespace_tools, namespace_value
+from .options import namespace_tools, namespace_value, num_ctx
 
 _SOURCE = re.compile(r"""[^\W\d]\w*(?:\.[^\W\d]\w*|\[(?:-?\d+|'[^'\n]*'|"[^"\n]*")\])*""")
 _STEP = re.compile(r"""\.(?P<attr>[^\W\d]\w*)|\[(?P<index>-?\d+|'[^'\n]*'|"[^"\n]*")\]""")
@@ -42,7 +42,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-t", "--temperature", type=float, help="sampling temperature, 0–2")
     p.add_argument("--max-tokens", type=int, help="stop each reply after this many tokens")
     p.add_argument("--seed", type=int, help="random seed")
-    p.add_argument("--num-ctx", type=int, metavar="N",
+    p.add_argument("--num-ctx", type=num_ctx, metavar="N",
                    help="context size in tokens (Ollama's num_ctx; default: LLMMagics.num_ctx)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--host", metavar="NAME_OR_URL",

@@ -37,8 +37,20 @@ def _sampling(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--out", metavar="VAR", help="store the result in this variable")
 
 
+def num_ctx(value: str) -> int:
+    """``--num-ctx``: a context size in tokens, at least 1."""
+    try:
+        tokens = int(value)
+    except ValueError:
+        tokens = 0
+    if tokens < 1:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a context size: give it in tokens, e.g. --num-ctx 8192")
+    return tokens
+
+
 def _context(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--num-ctx", type=int, metavar="N",
+    p.add_argument("--num-ctx", type=num_ctx, metavar="N",
                    help="context size in tokens for this request (Ollama's num_ctx; default: "
                         "LLMMagics.num_ctx)")
 
