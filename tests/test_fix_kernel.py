@@ -112,6 +112,18 @@ def test_err_messages_a_user_variable_and_our_own_errors(kernel, sim):
     assert prompt(sim).endswith("ZeroDivisionError: division by zero")
 
 
+def test_err_in_option_values(kernel, sim):
+    kernel.run("1 / 0")
+    ex = kernel.run('%%llm --system "Known failure: {Err}"\nWhy?')
+    assert ex.status == "ok", ex.error
+    system = chats(sim)[-1]["messages"][0]
+    assert system["role"] == "system" and system["content"].startswith("Known failure: Traceback")
+    assert system["content"].endswith("ZeroDivisionError: division by zero")
+    ex = kernel.run('%llm_fix --system "Last: {Err}"')
+    assert ex.status == "ok", ex.error
+    assert chats(sim)[-1]["messages"][0]["content"].endswith("ZeroDivisionError: division by zero")
+
+
 def test_nothing_to_fix_is_said_clearly(sim):
     k = start_kernel(sim.url, "%load_ext gleitzeit_nb")
     try:

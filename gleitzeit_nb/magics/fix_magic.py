@@ -20,7 +20,7 @@ from ..app.settings import SETTINGS
 from ..app.tracebacks import CellError
 from ..app.var_summary import variable_summaries
 from ..core.errors import InvalidParamsError
-from ..notebook.cell_errors import ErrorLog, install
+from ..notebook.cell_errors import ErrorLog, install, prompt_namespace
 from ..notebook.chat import ask
 from . import options as opts
 from .reply_format import put_code_next
@@ -38,7 +38,7 @@ def llm_fix_magic(magics: Any, line: str) -> None:
     args = _FIX.parse_args(words)
     for name, value in vars(args).items():
         if isinstance(value, str):
-            setattr(args, name, opts.expand_value(value, shell.user_ns))
+            setattr(args, name, opts.expand_value(value, prompt_namespace(shell)))
     errors = install(shell)
     error = failed_cell(errors, args.cell)
     display({"text/plain": fixing_line(errors, error)}, raw=True)

@@ -78,13 +78,14 @@ class LLMMagics(Magics, LLMSettingsTraits):
         ``-m a,b[,c]`` (``MODEL@HOST`` for a model on a named server) compares models side by
         side; ``-o`` then gets a DataFrame.
         """
-        args, text = opts.split_options(line, _LLM, self.shell.user_ns)
+        namespace = prompt_namespace(self.shell)
+        args, text = opts.split_options(line, _LLM, namespace)
         if cell is not None and text:
             raise UsageError("With %%llm the prompt goes in the cell body; the first line takes "
                              "options only.")
         fmt = reply_format(args)
         where, first_line = ("%%llm", 2) if cell is not None else ("%llm", 1)
-        prompt = fill_prompt(cell if cell is not None else text, prompt_namespace(self.shell),
+        prompt = fill_prompt(cell if cell is not None else text, namespace,
                              verbatim=args.no_interpolate, where=where,
                              first_line=first_line).strip()
         if not prompt:
@@ -273,7 +274,7 @@ class LLMMagics(Magics, LLMSettingsTraits):
         or kept with ``p = %llm_chat`` (then ``p`` shows it)."""
         from ..widgets import ChatPanel
 
-        args, rest = opts.split_options(line, _CHAT, self.shell.user_ns)
+        args, rest = opts.split_options(line, _CHAT, prompt_namespace(self.shell))
         if rest:
             raise UsageError(f"%llm_chat takes options only, not {rest!r}.")
         tools = opts.namespace_tools(args.tools, self.shell.user_ns) if args.tools else None
@@ -319,7 +320,7 @@ class LLMMagics(Magics, LLMSettingsTraits):
         """
         from ..notebook.vision import prepare_and_show, resolve_image, split_image
 
-        args, text = opts.split_options(line, _VISION, self.shell.user_ns)
+        args, text = opts.split_options(line, _VISION, prompt_namespace(self.shell))
         image_ref, prompt = split_image(text)
         if image_ref.startswith("$") and image_ref[1:].isidentifier():
             image_ref = image_ref[1:]  # %vision $img …, as IPython would have read it

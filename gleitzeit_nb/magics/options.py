@@ -169,8 +169,9 @@ def split_options(line: str, parser: argparse.ArgumentParser,
                   user_ns: Mapping[str, Any] | None = None) -> tuple[argparse.Namespace, str]:
     """Parse the leading options of ``line``; return them and the remaining text unchanged.
 
-    With ``user_ns``, option values may name notebook variables as IPython lines do
-    (``-m $model``, ``--system "{style}"``): our magics turn IPython's own expansion off.
+    With ``user_ns`` (the prompt namespace, so ``--system "{Err}"`` works), option values may
+    name notebook variables as IPython lines do (``-m $model``, ``--system "{style}"``): our
+    magics turn IPython's own expansion off.
     """
     takes_value = {}
     for action in parser._actions:
@@ -205,7 +206,7 @@ def split_options(line: str, parser: argparse.ArgumentParser,
 def expand_value(value: str, user_ns: Mapping[str, Any]) -> str:
     """``$name`` → the variable's value; ``{name}`` placeholders filled; else unchanged."""
     if value.startswith("$") and value[1:].isidentifier():
-        return str(namespace_value(value[1:], dict(user_ns), value))
+        return str(namespace_value(value[1:], user_ns, value))
     if "{" in value:
         from ..app.interpolate import interpolate
 
@@ -240,7 +241,7 @@ def namespace_tools(names: str, user_ns: dict[str, Any]) -> list[Any]:
     return tools
 
 
-def namespace_value(name: str, user_ns: dict[str, Any], what: str) -> Any:
+def namespace_value(name: str, user_ns: Mapping[str, Any], what: str) -> Any:
     """Look up ``name`` for an option like --schema; a clear UsageError if it is missing."""
     if name not in user_ns:
         raise UsageError(f"{what} '{name}' is not defined in the notebook; define it first.")
