@@ -60,6 +60,9 @@ class Request:
     approve: str | Approver = "never"
     max_tool_rounds: int = 8
     partial: str | None = None  # set when the reply broke off: the text that did arrive
+    #: A server label put in the replay key (only set by a comparison asking one model on
+    #: several servers of one API, whose keys would otherwise be the same).
+    replay_server: str | None = None
 
     def backend(self, conn: Connections) -> BackendProvider:
         return conn.backend(self.host, api=self.api, api_key_env=self.api_key_env,
@@ -166,6 +169,8 @@ async def ask_async(req: Request, display: Any = None, conn: Connections = CONNE
     key = canonical = None
     if replayer.active:
         canonical = replay.chat_request_key(backend.kind, request)
+        if req.replay_server:
+            canonical["server"] = req.replay_server
         key, hit = replayer.find(canonical)
         if hit is not None:
             USAGE.add(model=request.model, server=backend.base_url, stats=hit.stats,

@@ -48,7 +48,9 @@ class UsageLedger:
         stats = stats or {}
         if seconds is None:
             seconds = 0.0 if replayed else float(stats.get("total_seconds") or 0.0)
-        entry = UsageEntry(model=model or "", server=server or "", kind=kind,
+        from ..providers.proxies import hide_userinfo
+
+        entry = UsageEntry(model=model or "", server=hide_userinfo(server or ""), kind=kind,
                            source="replayed" if replayed else "live",
                            input_tokens=int(stats.get("input_tokens") or 0),
                            output_tokens=int(stats.get("output_tokens") or 0),
