@@ -56,7 +56,7 @@ def test_table_cells_hold_escaped_text_and_footers():
     assert tags <= {"table", "tr", "th", "td", "b", "br", "span", "sub", "em", "details",
                     "summary", "div"}, tags
     assert "<script" not in page and "<img" not in page and "<i>" not in page
-    assert "&lt;b&gt;x&lt;/b&gt;&lt;script&gt;alert(1)&lt;/script&gt;<br>**two** &amp; " in page
+    assert "&lt;b&gt;x&lt;/b&gt;&lt;script&gt;alert(1)&lt;/script&gt;&#10;**two** &amp; " in page
     assert "<b>qwen&lt;3&gt;</b>" in page and "StreamError: &lt;broke&gt;" in page
     footers = re.findall(r"<sub[^>]*>(.*?)</sub>", page)
     assert footers[0] == "12 tokens · 24.0 tok/s · first token 0.25 s · load 1.5 s"
@@ -146,3 +146,10 @@ def test_terminal_shows_a_failed_columns_message(sim, capsys):
     compare("Hi", ["llama3.2", "missing-model"], host=sim.url, display="terminal")
     out = capsys.readouterr().out
     assert "── missing-model · " in out and "[error: ModelNotFoundError: " in out
+
+
+def test_cells_keep_indentation_wrap_and_escape_math():
+    page = columns_bundle([Col("llama3.2", "def f():\n    return 1  # $x$ \\alpha")])["text/html"]
+    assert "white-space:pre-wrap;overflow-wrap:anywhere" in page
+    assert "def f():&#10;    return 1  # &#36;x&#36; &#92;alpha" in page
+    assert "$" not in page and "\\" not in page
