@@ -146,3 +146,13 @@ def test_usage_counts_batch_rows_and_embeddings(kernel, sim):
     assert [r["requests"] for r in chat] == [3] and chat[0]["model"] == "llama3.2:latest"
     sent = [r for r in sim.requests if r.path == "/api/embed"]
     assert embed and sum(r["requests"] for r in embed) == len(sent)
+
+
+def test_usage_counts_failed_requests_apart_and_skips_unreached_servers(kernel, sim, dead_url):
+    assert kernel.run("%llm -m qwen3:latest fine").status == "ok"
+    sim.inject("http_error", status=400)
+    assert kernel.run("%llm -m qwen3:latest fails").status == "error"
+    assert kernel.run(f"%llm --host {dead_url} -m qwen3:latest nobody there").status == "error"
+    rows = kernel.value("gleitzeit_nb.usage().to_dict('records')")
+    assert [(r["server"], r["requests"], r["failed"]) for r in rows] == [(sim.url, 2, 1)]
+    assert "2 live requests (1 failed)" in kernel.run("%llm_usage").text("text/markdown")

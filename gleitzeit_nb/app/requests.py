@@ -224,6 +224,7 @@ async def stream_round(backend: BackendProvider, request: Any, display: Any, *,
     and the exception goes on (a deadline becomes ``ProviderTimeoutError`` with the text)."""
     stream = backend.stream_chat(request)
     started, first = time.perf_counter(), None
+    error: BaseException | None = None
     try:
         async with asyncio.timeout(deadline):
             await stream
@@ -240,9 +241,11 @@ async def stream_round(backend: BackendProvider, request: Any, display: Any, *,
             f"deadline of {deadline} s ({len(stream.text)} characters kept). Raise it with "
             "deadline= (in a notebook: %config LLMMagics.deadline = …) or ask for less "
             "(max_tokens).", phase="deadline", url=backend.base_url, partial=stream.text)
+        error = exc
         display.finish(stats=None, status="error")
         raise exc from None
-    except LLMError:
+    except LLMError as exc:
+        error = exc
         # only marked here: the error itself is shown once, by whoever catches it (the cell's
         # error line, a panel's status)
         display.finish(stats=None, status="error")
@@ -251,7 +254,7 @@ async def stream_round(backend: BackendProvider, request: Any, display: Any, *,
         await stream.aclose()
         _timed(stream.usage, started, first)
         USAGE.add(model=request.model, server=backend.base_url, stats=stream.usage.as_dict(),
-                  seconds=time.perf_counter() - started)
+                  seconds=time.perf_counter() - started, error=error)
     return stream
 
 
