@@ -156,3 +156,16 @@ def test_usage_counts_failed_requests_apart_and_skips_unreached_servers(kernel, 
     rows = kernel.value("gleitzeit_nb.usage().to_dict('records')")
     assert [(r["server"], r["requests"], r["failed"]) for r in rows] == [(sim.url, 2, 1)]
     assert "2 live requests (1 failed)" in kernel.run("%llm_usage").text("text/markdown")
+
+
+def test_export_refuses_unknown_sessions_and_takes_quoted_home_paths(kernel, sim, tmp_path):
+    assert kernel.run("%llm -s work -m qwen3:latest hello").status == "ok"
+    ex = kernel.run(f"%llm_export typo {tmp_path}/x.md")
+    assert ex.status == "error" and "No session named 'typo' (sessions: " in ex.stderr
+    assert "work" in ex.stderr and not (tmp_path / "x.md").exists()
+    assert "typo" not in kernel.value("gleitzeit_nb.app.connections.CONNECTIONS.sessions.names()")
+    home = tmp_path / "home dir"
+    kernel.run(f"import os\nos.environ['HOME'] = {str(home)!r}")
+    out = kernel.run("%llm_export work '~/my export.md'")
+    assert out.status == "ok", out.error
+    assert "hello" in (home / "my export.md").read_text()

@@ -92,6 +92,10 @@ class SessionStore:
     def reset(self, name: str | None = None) -> None:
         self.get(name).reset()
 
+    def names(self) -> list[str]:
+        """The sessions there are (used or loaded), in the order they were made."""
+        return list(self._sessions)
+
     def put(self, session: ChatSession) -> None:
         """Register ``session`` under its name (replacing one of the same name)."""
         self._sessions[session.name] = session
