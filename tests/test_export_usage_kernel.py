@@ -169,3 +169,18 @@ def test_export_refuses_unknown_sessions_and_takes_quoted_home_paths(kernel, sim
     out = kernel.run("%llm_export work '~/my export.md'")
     assert out.status == "ok", out.error
     assert "hello" in (home / "my export.md").read_text()
+
+
+def test_the_system_prompt_is_exported_and_loaded_but_sent_only_as_before(kernel, sim, tmp_path):
+    assert kernel.run("%%llm -s sys --system 'Answer like a $pirate' -m qwen3:latest\nhi").status == "ok"
+    assert kernel.run("%%llm -s sys -m qwen3:latest\nagain").status == "ok"
+    second = chats(sim)[-1].body["messages"]
+    assert [m["role"] for m in second] == ["user", "assistant", "user"]  # no system: as today
+    assert all("system" not in m for m in second)
+    kernel.run(f"%llm_export sys {tmp_path}/s.md\n%llm_export sys {tmp_path}/s.html\n"
+               f"%llm_export sys {tmp_path}/s.json")
+    md, page = (tmp_path / "s.md").read_text(), (tmp_path / "s.html").read_text()
+    assert "**System**\n\nAnswer like a" in md and md.count("**System**") == 1
+    assert "Answer like a" in page and "pirate" in page
+    kernel.run(f"again = gleitzeit_nb.Session.load(r'{tmp_path}/s.json', name='sys2')")
+    assert kernel.value("again.messages[0]['system']") == "Answer like a $pirate"

@@ -156,6 +156,8 @@ async def ask_async(req: Request, display: Any = None, conn: Connections = CONNE
     validate_params(LLM_PROTOCOL_V1, "chat", params)
     request = chat_request("chat", params)
     request.model = backend.canonical_model(model)
+    if params.get("system"):  # kept beside the turn for exports (request_messages drops it)
+        user = {**user, "system": params["system"]}
 
     display = display if display is not None else Silent()
     display.model = model

@@ -78,9 +78,12 @@ def load_session(path: Path, *, name: str | None = None) -> Any:
 
 def _turns(session: Any) -> list[tuple[str, str, list[str]]]:
     """``(who, markdown, thumbnails)`` per message, tool results folded into their call."""
-    out = []
+    out, system = [], None
     for i, msg in enumerate(session.messages):
         role, content = msg.get("role"), str(msg.get("content") or "")
+        if role == "user" and msg.get("system") and msg["system"] != system:
+            system = msg["system"]  # (shown where it starts or changes)
+            out.append(("System", escape_html(str(system)), []))
         if role == "user":
             out.append(("You", escape_html(content), [_thumbnail(i) for i in msg.get("images") or []]))
         elif role == "assistant" and msg.get("tool_calls"):

@@ -25,9 +25,10 @@ class ChatSession:
                  model: str | None = None, steps: list[dict[str, Any]] = (),
                  stats: dict[str, Any] | None = None, thinking: str = "",
                  status: str = "") -> None:
-        """The user's message, the tool transcript (``steps``: assistant messages with
-        ``tool_calls`` and the ``tool`` results) and the reply, with its model, usage
-        (``stats``), thinking and status kept beside it for exports (never sent)."""
+        """The user's message (its ``system`` key: the system prompt it was asked with), the
+        tool transcript (``steps``: assistant messages with ``tool_calls`` and the ``tool``
+        results) and the reply, with its model, usage (``stats``), thinking and status kept
+        beside it for exports (never sent)."""
         self.messages.append(user)
         self.messages.extend(steps)
         turn: dict[str, Any] = {"role": "assistant", "content": reply_text}
