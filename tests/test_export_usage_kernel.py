@@ -184,3 +184,37 @@ def test_the_system_prompt_is_exported_and_loaded_but_sent_only_as_before(kernel
     assert "Answer like a" in page and "pirate" in page
     kernel.run(f"again = gleitzeit_nb.Session.load(r'{tmp_path}/s.json', name='sys2')")
     assert kernel.value("again.messages[0]['system']") == "Answer like a $pirate"
+
+
+@pytest.mark.parametrize("change, problem", [
+    ({"version": 99}, "version 99 session export"),
+    ({"messages": [{"role": "bot", "content": "x"}]}, "message 0 is damaged (role 'bot'"),
+    ({"messages": [{"role": "user", "content": None}]}, "content must be text, not NoneType"),
+    ({"messages": [{"role": "user", "content": ["x"]}]}, "content must be text, not list"),
+    ({"messages": [{"role": "user", "content": "x", "images": "abc"}]}, "images must be a list"),
+    ({"messages": [{"role": "user", "content": "x"},
+                   {"role": "assistant", "content": "y", "stats": 3}]},
+     "message 1 is damaged (stats must be a dict"),
+])
+def test_damaged_session_files_are_refused_naming_the_place(tmp_path, change, problem):
+    from gleitzeit_nb import Session
+    from gleitzeit_nb.core.errors import InvalidParamsError
+
+    doc = {"format": "gleitzeit_nb.session", "version": 1, "name": "d",
+           "messages": [{"role": "user", "content": "x"}], **change}
+    path = tmp_path / "d.json"
+    path.write_text(json.dumps(doc))
+    with pytest.raises(InvalidParamsError) as err:
+        Session.load(path)
+    assert str(path) in str(err.value) and problem in str(err.value)
+    assert "export the session again" in str(err.value)
+
+
+def test_loading_over_a_session_with_messages_needs_replace(kernel, sim, tmp_path):
+    assert kernel.run("%llm -s keep -m qwen3:latest mine").status == "ok"
+    kernel.run(f"%llm_export keep {tmp_path}/k.json")
+    ex = kernel.run(f"gleitzeit_nb.Session.load(r'{tmp_path}/k.json')")
+    assert ex.status == "error" and "replace=True" in ex.error["evalue"]
+    assert "name=" in ex.error["evalue"]
+    ok = kernel.run(f"gleitzeit_nb.Session.load(r'{tmp_path}/k.json', replace=True)")
+    assert ok.status == "ok", ok.error

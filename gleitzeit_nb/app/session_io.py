@@ -55,7 +55,7 @@ def export_session(session: Any, path: Path) -> Path:
 
 
 def load_session(path: Path, *, name: str | None = None) -> Any:
-    """The session in a ``.json`` export (``name`` renames it)."""
+    """The session in a ``.json`` export (``name`` renames it), each message checked."""
     from .sessions import ChatSession
 
     try:
@@ -68,12 +68,44 @@ def load_session(path: Path, *, name: str | None = None) -> Any:
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise InvalidParamsError(f"{path} is not a gleitzeit_nb session export (export one "
                                  "with %llm_export SESSION file.json).", param="path")
+    version = doc.get("version")
+    if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version <= VERSION:
+        raise InvalidParamsError(f"{path} is a version {version!r} session export; this "
+                                 f"gleitzeit_nb reads version {VERSION} (update gleitzeit_nb, "
+                                 "or export the session again).", param="path")
     messages = doc.get("messages")
-    if not isinstance(messages, list) or not all(
-            isinstance(m, dict) and isinstance(m.get("role"), str) for m in messages):
-        raise InvalidParamsError(f"{path}: its messages are damaged (each needs a role).",
+    if not isinstance(messages, list):
+        raise InvalidParamsError(f"{path}: 'messages' is not a list; export the session again.",
                                  param="path")
+    for i, msg in enumerate(messages):
+        if problem := _damage(msg):
+            raise InvalidParamsError(f"{path}: message {i} is damaged ({problem}); fix it in the "
+                                     "file, or export the session again.", param="path")
     return ChatSession(name or str(doc.get("name") or path.stem), list(messages))
+
+
+_ROLES = ("system", "user", "assistant", "tool")
+#: The type each optional message key must have when present.
+_KEY_TYPES: dict[str, tuple[type, ...]] = {
+    "images": (list,), "tool_calls": (list,), "stats": (dict,), "thinking": (str,),
+    "model": (str,), "system": (str,), "status": (str,), "interrupted": (bool,),
+    "tool_name": (str,), "tool_call_id": (str,)}
+
+
+def _damage(msg: Any) -> str:
+    """What is wrong with one loaded message ("" when nothing)."""
+    if not isinstance(msg, dict):
+        return f"a {type(msg).__name__}, not an object"
+    if msg.get("role") not in _ROLES:
+        return f"role {msg.get('role')!r}: use one of {', '.join(_ROLES)}"
+    if not isinstance(msg.get("content"), str):
+        return f"content must be text, not {type(msg.get('content')).__name__}"
+    for key, types in _KEY_TYPES.items():
+        if key in msg and not isinstance(msg[key], types):
+            return f"{key} must be a {types[0].__name__}, not {type(msg[key]).__name__}"
+    if not all(isinstance(img, str) for img in msg.get("images") or ()):
+        return "images must be base64 text"
+    return ""
 
 
 def _turns(session: Any) -> list[tuple[str, str, list[str]]]:

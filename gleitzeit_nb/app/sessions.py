@@ -60,14 +60,23 @@ class ChatSession:
         return export_session(self, Path(path))
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str], *, name: str | None = None) -> "ChatSession":
+    def load(cls, path: str | os.PathLike[str], *, name: str | None = None,
+             replace: bool = False) -> "ChatSession":
         """A session from a ``.json`` export, registered under its name (or ``name``) so
-        ``%%llm -s NAME`` and ``chat(session=NAME)`` continue it."""
+        ``%%llm -s NAME`` and ``chat(session=NAME)`` continue it. A session of that name that
+        already has messages is only replaced with ``replace=True``."""
+        from ..core.errors import InvalidParamsError
         from .connections import CONNECTIONS
         from .session_io import load_session
 
         session = load_session(Path(path), name=name)
-        CONNECTIONS.sessions.put(session)
+        store = CONNECTIONS.sessions
+        if not replace and session.name in store.names() and len(store.get(session.name)):
+            raise InvalidParamsError(
+                f"A session '{session.name}' with {len(store.get(session.name))} messages "
+                f"exists already: load it under another name (name='…'), or pass "
+                "replace=True to replace it.", param="name")
+        store.put(session)
         return session
 
     def __len__(self) -> int:
