@@ -218,3 +218,19 @@ def test_loading_over_a_session_with_messages_needs_replace(kernel, sim, tmp_pat
     assert "name=" in ex.error["evalue"]
     ok = kernel.run(f"gleitzeit_nb.Session.load(r'{tmp_path}/k.json', replace=True)")
     assert ok.status == "ok", ok.error
+
+
+def test_md_export_labels_tool_steps_by_model_and_keeps_remote_images_inert(kernel, sim,
+                                                                             tmp_path):
+    import mistune  # (nbconvert's Markdown parser)
+
+    kernel.run("def get_rows(n: int) -> str:\n    '''Rows.'''\n    return f'rows-{n}'")
+    sim.script_tools([{"name": "get_rows", "arguments": {"n": 1}}],
+                     then="See ![t](https://evil.example/track.png) and [docs](https://x.org)")
+    assert kernel.run("%%llm -s img --tools get_rows -m llama3.2:latest\nrows").status == "ok"
+    kernel.run(f"%llm_export img {tmp_path}/img.md")
+    md = (tmp_path / "img.md").read_text()
+    assert "**llama3.2:latest (tool calls)**" in md and "model (tool calls)" not in md
+    page = mistune.html(md)
+    assert "evil.example" in page and "<img" not in page
+    assert "![t](https://evil.example/track.png)" in re.sub(r"<[^>]+>", "", page)

@@ -124,7 +124,7 @@ def _turns(session: Any) -> list[tuple[str, str, list[str]]]:
             for call in msg["tool_calls"]:
                 run = run_of_call(call, results)
                 blocks.append(tool_block(run)[0])
-            out.append((f"{msg.get('model') or 'model'} (tool calls)", "".join(blocks), []))
+            out.append((f"{_turn_model(session.messages, i)} (tool calls)", "".join(blocks), []))
         elif role == "assistant":
             status = "interrupted" if msg.get("interrupted") else msg.get("status") or "done"
             status = status if status in ("done", "replayed", "interrupted", "stopped") else "done"
@@ -136,10 +136,23 @@ def _turns(session: Any) -> list[tuple[str, str, list[str]]]:
     return out
 
 
+def _turn_model(messages: list[dict[str, Any]], i: int) -> str:
+    """The model of the turn ``messages[i]`` belongs to: its final assistant message has it."""
+    for msg in messages[i:]:
+        if msg.get("role") == "user":
+            break
+        if msg.get("model"):
+            return str(msg["model"])
+    return "model"
+
+
 def _markdown(session: Any) -> str:
+    """The .md export; ``![…](…)`` in the text stays text, so a viewer loads no remote image
+    (the thumbnails are ours: data: URLs)."""
     parts = [f"# Conversation '{escape_html(session.name)}'\n\n<sub>exported {_now()}</sub>"]
     for who, md, thumbs in _turns(session):
         images = "".join(f'<img src="{t}" width="{THUMBNAIL_EDGE}">' for t in thumbs)
+        md = md.replace("![", "!\\[")
         parts.append(f"**{escape_html(who)}**\n\n{md}" + (f"\n\n{images}" if images else ""))
     return "\n\n---\n\n".join(parts)
 
