@@ -56,7 +56,7 @@ def test_table_cells_hold_escaped_text_and_footers():
     assert tags <= {"table", "tr", "th", "td", "b", "br", "span", "sub", "em", "details",
                     "summary", "div"}, tags
     assert "<script" not in page and "<img" not in page and "<i>" not in page
-    assert "&lt;b&gt;x&lt;/b&gt;&lt;script&gt;alert(1)&lt;/script&gt;<br>**two** &amp; " in page
+    assert "&lt;b&gt;x&lt;/b&gt;&lt;script&gt;alert(1)&lt;/script&gt;&#10;**two** &amp; " in page
     assert "<b>qwen&lt;3&gt;</b>" in page and "StreamError: &lt;broke&gt;" in page
     footers = re.findall(r"<sub[^>]*>(.*?)</sub>", page)
     assert footers[0] == "12 tokens · 24.0 tok/s · first token 0.25 s · load 1.5 s"
@@ -100,3 +100,56 @@ async def test_without_pandas_the_result_is_a_list_of_dicts(sim, monkeypatch):
     rows = result_table(table)
     assert isinstance(rows, list) and list(rows[0]) == list(COLUMNS)
     assert rows[0]["output_tokens"] == 3 and rows[0]["status"] == "done"
+
+
+def test_one_model_on_two_servers_records_and_replays_each_answer(sim, tmp_path):
+    from gleitzeit_nb import replay
+    from gleitzeit_nb.notebook.compare import compare
+    from gleitzeit_nb.testing import OllamaSimulator
+
+    with OllamaSimulator() as other:
+        sim.reply_with("from A")
+        other.reply_with("from B")
+        replay.configure("record", tmp_path / "store")
+        try:
+            recorded = compare("Hi", ["llama3.2"], hosts=[sim.url, other.url], display=None)
+            replay.configure("replay", tmp_path / "store")
+            again = compare("Hi", ["llama3.2"], hosts=[sim.url, other.url], display=None)
+        finally:
+            replay.configure("off")
+    assert recorded["answer"].tolist() == ["from A", "from B"]
+    assert again["answer"].tolist() == ["from A", "from B"]
+    assert again["status"].tolist() == ["replayed", "replayed"]
+
+
+def test_ordinary_columns_keep_their_usual_replay_keys(sim):
+    reqs = requests_for("Hi", parse_targets(["llama3.2", "qwen3"], host=sim.url))
+    assert [r.replay_server for r in reqs] == [None, None]
+
+
+def test_passwords_in_server_urls_are_never_shown(sim, capsys):
+    from gleitzeit_nb.notebook.compare import compare
+
+    secret_url = sim.url.replace("http://", "http://user:s3cret@")
+    frame = compare("Hi", [f"llama3.2@{secret_url}", "qwen3"], host=sim.url,
+                    num_ctx=4096, display="terminal")
+    assert frame["host"].tolist() == [sim.url, sim.url]
+    assert frame["status"].tolist() == ["done", "done"]
+    assert "s3cret" not in capsys.readouterr().out
+    chats = [r.body for r in sim.requests if r.path == "/api/chat"]
+    assert [b["options"]["num_ctx"] for b in chats] == [4096, 4096]  # --num-ctx passed on
+
+
+def test_terminal_shows_a_failed_columns_message(sim, capsys):
+    from gleitzeit_nb.notebook.compare import compare
+
+    compare("Hi", ["llama3.2", "missing-model"], host=sim.url, display="terminal")
+    out = capsys.readouterr().out
+    assert "── missing-model · " in out and "[error: ModelNotFoundError: " in out
+
+
+def test_cells_keep_indentation_wrap_and_escape_math():
+    page = columns_bundle([Col("llama3.2", "def f():\n    return 1  # $x$ \\alpha")])["text/html"]
+    assert "white-space:pre-wrap;overflow-wrap:anywhere" in page
+    assert "def f():&#10;    return 1  # &#36;x&#36; &#92;alpha" in page
+    assert "$" not in page and "\\" not in page

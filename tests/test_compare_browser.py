@@ -17,7 +17,8 @@ pytestmark = BROWSER_MARKS
 SHARED_SIM = True  # one simulator for the module's notebook; `sim` is it, reset per test
 
 CELLS = ["%load_ext gleitzeit_nb",
-         "%%llm -m llama3.2,qwen3\nCompare yourselves, in a long answer [[tokens=80]]"]
+         "%%llm -m llama3.2,qwen3\nCompare yourselves, in a long answer [[tokens=80]]",
+         "%%llm -m llama3.2,qwen3\nShow code"]
 
 
 @pytest.fixture(scope="module")
@@ -61,3 +62,21 @@ def test_two_columns_stream_side_by_side(page, sim, tmp_path):
     table.screenshot(path=str(path))
     print(f"screenshot: {path}")
     print(f"compare browser test: {time.monotonic() - t0:.1f} s")
+
+
+def test_cells_keep_indentation_and_wrap_long_words(page, sim):
+    word = "w" * 300
+    sim.reply_with(f"def f():\n    return 1  # $x$ \\alpha\n{word}", count=2)
+    run_cell(page, 0)
+    run_cell(page, 2)
+    table = page.locator(".jp-Cell").nth(2).locator("table.gleitzeit-compare")
+    cell = table.locator("tr").nth(1).locator("td").nth(0)
+    wait_for(lambda: word in cell.text_content(), 20, "the long word")
+    assert "\n    return 1  # $x$ \\alpha\n" in cell.text_content()  # indented, no math
+    assert cell.locator(".MathJax, mjx-container, .katex").count() == 0
+    style = cell.evaluate("e => [getComputedStyle(e).whiteSpace, e.scrollWidth, e.clientWidth,"
+                          " e.closest('table').parentElement.scrollWidth,"
+                          " e.closest('table').parentElement.clientWidth]")
+    assert style[0] == "pre-wrap", style
+    assert style[1] <= style[2] and style[3] <= style[4], f"overflows sideways: {style}"
+    assert cell.inner_text().splitlines()[1].startswith("    return 1")

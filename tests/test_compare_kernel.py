@@ -181,3 +181,9 @@ def test_interrupt_stops_every_column_and_keeps_what_arrived(kernel, sim):
 def test_options_a_comparison_cannot_take(kernel, sim):
     ex = kernel.run("%%llm -m llama3.2,qwen3 -s chat --new --code\nHi")
     assert ex.status == "error" and "takes no -s, --new, --code" in ex.stderr and not chats(sim)
+
+
+def test_num_ctx_reaches_every_column(kernel, sim):
+    ex = kernel.run("%%llm -m llama3.2,qwen3 --num-ctx 8192\nHi [[tokens=3]]")
+    assert ex.status == "ok", ex.error
+    assert [r.body["options"]["num_ctx"] for r in chats(sim)] == [8192, 8192]

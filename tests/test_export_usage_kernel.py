@@ -146,3 +146,91 @@ def test_usage_counts_batch_rows_and_embeddings(kernel, sim):
     assert [r["requests"] for r in chat] == [3] and chat[0]["model"] == "llama3.2:latest"
     sent = [r for r in sim.requests if r.path == "/api/embed"]
     assert embed and sum(r["requests"] for r in embed) == len(sent)
+
+
+def test_usage_counts_failed_requests_apart_and_skips_unreached_servers(kernel, sim, dead_url):
+    assert kernel.run("%llm -m qwen3:latest fine").status == "ok"
+    sim.inject("http_error", status=400)
+    assert kernel.run("%llm -m qwen3:latest fails").status == "error"
+    assert kernel.run(f"%llm --host {dead_url} -m qwen3:latest nobody there").status == "error"
+    rows = kernel.value("gleitzeit_nb.usage().to_dict('records')")
+    assert [(r["server"], r["requests"], r["failed"]) for r in rows] == [(sim.url, 2, 1)]
+    assert "2 live requests (1 failed)" in kernel.run("%llm_usage").text("text/markdown")
+
+
+def test_export_refuses_unknown_sessions_and_takes_quoted_home_paths(kernel, sim, tmp_path):
+    assert kernel.run("%llm -s work -m qwen3:latest hello").status == "ok"
+    ex = kernel.run(f"%llm_export typo {tmp_path}/x.md")
+    assert ex.status == "error" and "No session named 'typo' (sessions: " in ex.stderr
+    assert "work" in ex.stderr and not (tmp_path / "x.md").exists()
+    assert "typo" not in kernel.value("gleitzeit_nb.app.connections.CONNECTIONS.sessions.names()")
+    home = tmp_path / "home dir"
+    kernel.run(f"import os\nos.environ['HOME'] = {str(home)!r}")
+    out = kernel.run("%llm_export work '~/my export.md'")
+    assert out.status == "ok", out.error
+    assert "hello" in (home / "my export.md").read_text()
+
+
+def test_the_system_prompt_is_exported_and_loaded_but_sent_only_as_before(kernel, sim, tmp_path):
+    assert kernel.run("%%llm -s sys --system 'Answer like a $pirate' -m qwen3:latest\nhi").status == "ok"
+    assert kernel.run("%%llm -s sys -m qwen3:latest\nagain").status == "ok"
+    second = chats(sim)[-1].body["messages"]
+    assert [m["role"] for m in second] == ["user", "assistant", "user"]  # no system: as today
+    assert all("system" not in m for m in second)
+    kernel.run(f"%llm_export sys {tmp_path}/s.md\n%llm_export sys {tmp_path}/s.html\n"
+               f"%llm_export sys {tmp_path}/s.json")
+    md, page = (tmp_path / "s.md").read_text(), (tmp_path / "s.html").read_text()
+    assert "**System**\n\nAnswer like a" in md and md.count("**System**") == 1
+    assert "Answer like a" in page and "pirate" in page
+    kernel.run(f"again = gleitzeit_nb.Session.load(r'{tmp_path}/s.json', name='sys2')")
+    assert kernel.value("again.messages[0]['system']") == "Answer like a $pirate"
+
+
+@pytest.mark.parametrize("change, problem", [
+    ({"version": 99}, "version 99 session export"),
+    ({"messages": [{"role": "bot", "content": "x"}]}, "message 0 is damaged (role 'bot'"),
+    ({"messages": [{"role": "user", "content": None}]}, "content must be text, not NoneType"),
+    ({"messages": [{"role": "user", "content": ["x"]}]}, "content must be text, not list"),
+    ({"messages": [{"role": "user", "content": "x", "images": "abc"}]}, "images must be a list"),
+    ({"messages": [{"role": "user", "content": "x"},
+                   {"role": "assistant", "content": "y", "stats": 3}]},
+     "message 1 is damaged (stats must be a dict"),
+])
+def test_damaged_session_files_are_refused_naming_the_place(tmp_path, change, problem):
+    from gleitzeit_nb import Session
+    from gleitzeit_nb.core.errors import InvalidParamsError
+
+    doc = {"format": "gleitzeit_nb.session", "version": 1, "name": "d",
+           "messages": [{"role": "user", "content": "x"}], **change}
+    path = tmp_path / "d.json"
+    path.write_text(json.dumps(doc))
+    with pytest.raises(InvalidParamsError) as err:
+        Session.load(path)
+    assert str(path) in str(err.value) and problem in str(err.value)
+    assert "export the session again" in str(err.value)
+
+
+def test_loading_over_a_session_with_messages_needs_replace(kernel, sim, tmp_path):
+    assert kernel.run("%llm -s keep -m qwen3:latest mine").status == "ok"
+    kernel.run(f"%llm_export keep {tmp_path}/k.json")
+    ex = kernel.run(f"gleitzeit_nb.Session.load(r'{tmp_path}/k.json')")
+    assert ex.status == "error" and "replace=True" in ex.error["evalue"]
+    assert "name=" in ex.error["evalue"]
+    ok = kernel.run(f"gleitzeit_nb.Session.load(r'{tmp_path}/k.json', replace=True)")
+    assert ok.status == "ok", ok.error
+
+
+def test_md_export_labels_tool_steps_by_model_and_keeps_remote_images_inert(kernel, sim,
+                                                                             tmp_path):
+    import mistune  # (nbconvert's Markdown parser)
+
+    kernel.run("def get_rows(n: int) -> str:\n    '''Rows.'''\n    return f'rows-{n}'")
+    sim.script_tools([{"name": "get_rows", "arguments": {"n": 1}}],
+                     then="See ![t](https://evil.example/track.png) and [docs](https://x.org)")
+    assert kernel.run("%%llm -s img --tools get_rows -m llama3.2:latest\nrows").status == "ok"
+    kernel.run(f"%llm_export img {tmp_path}/img.md")
+    md = (tmp_path / "img.md").read_text()
+    assert "**llama3.2:latest (tool calls)**" in md and "model (tool calls)" not in md
+    page = mistune.html(md)
+    assert "evil.example" in page and "<img" not in page
+    assert "![t](https://evil.example/track.png)" in re.sub(r"<[^>]+>", "", page)

@@ -399,3 +399,15 @@ def test_the_footer_names_the_server_that_wrote_the_reply():
     assert stats_line(stats, status="replayed") == "llama.cpp · replayed · 3 tokens"
     md = reply_bundle("Hi", model="smollm2", stats=stats, status="replayed")["text/markdown"]
     assert md.endswith("<sub>smollm2 · llama.cpp · replayed · 3 tokens</sub>")
+
+
+def test_one_mark_and_footer_helper_for_replies_and_columns():
+    from gleitzeit_nb.app.render import footer_text, status_mark
+
+    assert status_mark("done") is None
+    assert status_mark("error", "boom") == ("⚠", "error: boom")
+    assert footer_text({"output_tokens": 3}, status="streaming") == ""
+    assert footer_text(None, status="replayed") == "replayed"
+    assert footer_text({"output_tokens": 3}, status="done", show_stats=False) == ""
+    assert footer_text({"first_token_seconds": 0.5}, status="done", first_token=True) == \
+        "first token 0.50 s"

@@ -2,22 +2,27 @@
 same replies as plain-text blocks one after the other.
 
 Markdown cannot make columns, so the table is HTML whose cells hold the replies as escaped text
-(``html.escape``, newlines as ``<br>``), never the model's Markdown or HTML: a column shows its
-reply as typed. The tags and styles around it are ours. Pure functions; the display decides where
-the bundles go.
+(:func:`.tool_render.html_text`: line ends, ``$`` and ``\\`` as entities; the table has the
+classes MathJax skips, so JupyterLab's math pass leaves them alone), never the model's Markdown
+or HTML: a column shows its reply as typed, indentation kept and long words wrapped
+(``white-space:pre-wrap;overflow-wrap:anywhere``). The tags and styles around it are ours. Pure
+functions; the display decides where the bundles go.
 """
 
 from __future__ import annotations
 
-import html
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
-from .render import _MARKS, _thinking, stats_line, waiting_bundle
+from .render import footer_text, status_mark, thinking_block, waiting_bundle
+from .tool_render import html_text
 
 __all__ = ["Column", "column_block", "column_footer", "columns_bundle"]
 
-_CELL = "text-align:left;vertical-align:top;padding:4px 8px;border:1px solid rgba(128,128,128,.35)"
+_CELL = ("text-align:left;vertical-align:top;padding:4px 8px;border:1px solid rgba(128,128,128,.35);"
+         "white-space:pre-wrap;overflow-wrap:anywhere")
+#: Classes MathJax skips: it typesets an HTML output's text, where entities are plain ``$``.
+_NO_MATH = "tex2jax_ignore mathjax_ignore"
 _TABLE = "table-layout:fixed;width:100%;border-collapse:collapse;margin:0"
 
 
@@ -38,37 +43,26 @@ class Column(Protocol):
 
 def column_footer(col: Column, *, show_stats: bool = True) -> str:
     """``tokens · tok/s · first token · load`` as one plain line ("" while streaming)."""
-    if col.status in ("waiting", "streaming"):
-        return ""
-    footer = stats_line(col.stats, status=col.status, first_token=True) if show_stats else ""
-    return footer or ("replayed" if col.status == "replayed" else "")
-
-
-def _mark(col: Column) -> tuple[str, str] | None:
-    """(icon, label with the note) for interrupted, stopped and error columns."""
-    if col.status not in _MARKS:
-        return None
-    icon, label = _MARKS[col.status]
-    return icon, label + (f": {col.note}" if col.note else "")
+    return footer_text(col.stats, status=col.status, show_stats=show_stats, first_token=True)
 
 
 def _cell(col: Column) -> str:
     if col.status == "waiting" or (col.status == "streaming" and not (col.text or col.thinking)):
-        body = html.escape(waiting_bundle(col.label, col.waited())["text/plain"])
+        body = html_text(waiting_bundle(col.label, col.waited())["text/plain"])
         return f'<span style="opacity:.6">{body}</span>'
     parts = []
     if col.thinking:
-        parts.append(_thinking(col.thinking, streaming=col.status == "streaming")[0].strip())
-    parts.append(html.escape(col.text).replace("\n", "<br>"))
-    if mark := _mark(col):
-        parts.append(f"<br><br>{mark[0]} <em>{html.escape(mark[1])}</em>")
+        parts.append(thinking_block(col.thinking, streaming=col.status == "streaming")[0].strip())
+    parts.append(html_text(col.text))
+    if mark := status_mark(col.status, col.note):
+        parts.append(f"&#10;&#10;{mark[0]} <em>{html_text(mark[1])}</em>")
     return "".join(parts)
 
 
 def _header(col: Column) -> str:
     replayed = ' <span style="opacity:.6">↺ replayed</span>' if col.status == "replayed" else ""
-    return (f"<b>{html.escape(col.label)}</b>"
-            f'<br><span style="opacity:.6;font-weight:normal">{html.escape(col.host)}</span>'
+    return (f"<b>{html_text(col.label)}</b>"
+            f'<br><span style="opacity:.6;font-weight:normal">{html_text(col.host)}</span>'
             + replayed)
 
 
@@ -82,7 +76,7 @@ def column_block(col: Column, *, show_stats: bool = True) -> str:
         lines.append(waiting_bundle(col.label, col.waited())["text/plain"])
     elif col.text or not col.note:
         lines.append(col.text)
-    if mark := _mark(col):
+    if mark := status_mark(col.status, col.note):
         lines.append(f"[{mark[1]}]")
     if footer := column_footer(col, show_stats=show_stats):
         lines.append(f"[{footer}]")
@@ -97,9 +91,9 @@ def columns_bundle(columns: Sequence[Column], *, show_stats: bool = True) -> dic
             _row("td", [_cell(c) for c in columns], width)]
     footers = [column_footer(c, show_stats=show_stats) for c in columns]
     if any(footers):
-        rows.append(_row("td", [f'<sub style="opacity:.75">{html.escape(f)}</sub>'
+        rows.append(_row("td", [f'<sub style="opacity:.75">{html_text(f)}</sub>'
                                 for f in footers], width))
-    table = (f'<table class="gleitzeit-compare" style="{_TABLE}">' + "".join(rows)
+    table = (f'<table class="gleitzeit-compare {_NO_MATH}" style="{_TABLE}">' + "".join(rows)
              + "</table>")
     plain = "\n\n".join(column_block(c, show_stats=show_stats) for c in columns)
     return {"text/plain": plain, "text/html": table}

@@ -14,7 +14,8 @@ from typing import Any
 from .markdown import escape_html
 from .tool_render import one_kind_of_newline, tool_block
 
-__all__ = ["STATUSES", "THINKING_TAIL", "reply_bundle", "stats_line", "waiting_bundle"]
+__all__ = ["STATUSES", "THINKING_TAIL", "footer_text", "reply_bundle", "stats_line",
+           "status_mark", "thinking_block", "waiting_bundle"]
 
 STATUSES = ("streaming", "done", "interrupted", "stopped", "error", "replayed")
 #: While streaming, only the end of the thinking is shown, to keep each update small.
@@ -78,7 +79,24 @@ def stats_line(stats: Mapping[str, Any] | None, *, status: str = "done",
     return " · ".join(parts)
 
 
-def _thinking(thinking: str, *, streaming: bool) -> tuple[str, str]:
+def status_mark(status: str, note: str = "") -> tuple[str, str] | None:
+    """(icon, label with ``note``) for an interrupted, stopped or error reply; None otherwise."""
+    if status not in _MARKS:
+        return None
+    icon, label = _MARKS[status]
+    return icon, label + (f": {note}" if note else "")
+
+
+def footer_text(stats: Mapping[str, Any] | None, *, status: str, show_stats: bool = True,
+                first_token: bool = False) -> str:
+    """A finished reply's footer (:func:`stats_line`, or just "replayed"); "" while streaming."""
+    if status in ("waiting", "streaming"):
+        return ""
+    footer = stats_line(stats, status=status, first_token=first_token) if show_stats else ""
+    return footer or ("replayed" if status == "replayed" else "")
+
+
+def thinking_block(thinking: str, *, streaming: bool) -> tuple[str, str]:
     """The collapsible thinking block (Markdown) and its plain form.
 
     Shown as escaped HTML on one line: a single HTML block that no fence, blank line or math in
@@ -112,7 +130,7 @@ def reply_bundle(text: str, thinking: str = "", *, model: str, stats: Mapping[st
     streaming = status == "streaming"
     md, plain = [], [text]
     if thinking:
-        think_md, think_plain = _thinking(thinking, streaming=streaming)
+        think_md, think_plain = thinking_block(thinking, streaming=streaming)
         md.append(think_md)
         plain.append(("\n\n" if text else "") + think_plain)
     if tools:
@@ -120,15 +138,10 @@ def reply_bundle(text: str, thinking: str = "", *, model: str, stats: Mapping[st
         plain[0] = "\n".join(_plain_with_tools(text, tools))
     else:
         md.append(escape_html(text, close_fence=not streaming))
-    if status in _MARKS:
-        icon, label = _MARKS[status]
-        detail = f": {note}" if note else ""
-        md.append(f"\n\n{icon} *{label}{_literal(detail)}*")
-        plain.append(f"\n[{label}{detail}]")
-    footer = stats_line(stats, status=status) if show_stats and not streaming else ""
-    if status == "replayed" and not footer:
-        footer = "replayed"
-    if footer:
+    if mark := status_mark(status, note):
+        md.append(f"\n\n{mark[0]} *{_literal(mark[1])}*")
+        plain.append(f"\n[{mark[1]}]")
+    if footer := footer_text(stats, status=status, show_stats=show_stats):
         md.append(f"\n\n<sub>{_literal(model)} · {_literal(footer)}</sub>")
         plain.append(f"\n[{model} · {footer}]")
     return {"text/plain": "".join(plain), "text/markdown": "".join(md)}

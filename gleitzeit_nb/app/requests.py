@@ -60,6 +60,9 @@ class Request:
     approve: str | Approver = "never"
     max_tool_rounds: int = 8
     partial: str | None = None  # set when the reply broke off: the text that did arrive
+    #: A server label put in the replay key (only set by a comparison asking one model on
+    #: several servers of one API, whose keys would otherwise be the same).
+    replay_server: str | None = None
 
     def backend(self, conn: Connections) -> BackendProvider:
         return conn.backend(self.host, api=self.api, api_key_env=self.api_key_env,
@@ -153,6 +156,8 @@ async def ask_async(req: Request, display: Any = None, conn: Connections = CONNE
     validate_params(LLM_PROTOCOL_V1, "chat", params)
     request = chat_request("chat", params)
     request.model = backend.canonical_model(model)
+    if params.get("system"):  # kept beside the turn for exports (request_messages drops it)
+        user = {**user, "system": params["system"]}
 
     display = display if display is not None else Silent()
     display.model = model
@@ -166,6 +171,8 @@ async def ask_async(req: Request, display: Any = None, conn: Connections = CONNE
     key = canonical = None
     if replayer.active:
         canonical = replay.chat_request_key(backend.kind, request)
+        if req.replay_server:
+            canonical["server"] = req.replay_server
         key, hit = replayer.find(canonical)
         if hit is not None:
             USAGE.add(model=request.model, server=backend.base_url, stats=hit.stats,
@@ -219,6 +226,7 @@ async def stream_round(backend: BackendProvider, request: Any, display: Any, *,
     and the exception goes on (a deadline becomes ``ProviderTimeoutError`` with the text)."""
     stream = backend.stream_chat(request)
     started, first = time.perf_counter(), None
+    error: BaseException | None = None
     try:
         async with asyncio.timeout(deadline):
             await stream
@@ -235,9 +243,11 @@ async def stream_round(backend: BackendProvider, request: Any, display: Any, *,
             f"deadline of {deadline} s ({len(stream.text)} characters kept). Raise it with "
             "deadline= (in a notebook: %config LLMMagics.deadline = …) or ask for less "
             "(max_tokens).", phase="deadline", url=backend.base_url, partial=stream.text)
+        error = exc
         display.finish(stats=None, status="error")
         raise exc from None
-    except LLMError:
+    except LLMError as exc:
+        error = exc
         # only marked here: the error itself is shown once, by whoever catches it (the cell's
         # error line, a panel's status)
         display.finish(stats=None, status="error")
@@ -246,7 +256,7 @@ async def stream_round(backend: BackendProvider, request: Any, display: Any, *,
         await stream.aclose()
         _timed(stream.usage, started, first)
         USAGE.add(model=request.model, server=backend.base_url, stats=stream.usage.as_dict(),
-                  seconds=time.perf_counter() - started)
+                  seconds=time.perf_counter() - started, error=error)
     return stream
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import itertools
 import json
 from datetime import datetime, timezone
 from pathlib import Path
@@ -23,9 +22,9 @@ from ..core.errors import InvalidParamsError
 from .markdown import escape_html
 from .render import reply_bundle
 from .tool_render import tool_block
-from .tool_runs import ToolRun
+from .transcript import results_after, run_of_call
 
-__all__ = ["export_session", "load_session", "results_after", "run_of_call", "FORMAT", "THUMBNAIL_EDGE"]
+__all__ = ["export_session", "load_session", "FORMAT", "THUMBNAIL_EDGE"]
 
 FORMAT = "gleitzeit_nb.session"
 VERSION = 1
@@ -56,7 +55,7 @@ def export_session(session: Any, path: Path) -> Path:
 
 
 def load_session(path: Path, *, name: str | None = None) -> Any:
-    """The session in a ``.json`` export (``name`` renames it)."""
+    """The session in a ``.json`` export (``name`` renames it), each message checked."""
     from .sessions import ChatSession
 
     try:
@@ -69,19 +68,54 @@ def load_session(path: Path, *, name: str | None = None) -> Any:
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise InvalidParamsError(f"{path} is not a gleitzeit_nb session export (export one "
                                  "with %llm_export SESSION file.json).", param="path")
+    version = doc.get("version")
+    if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version <= VERSION:
+        raise InvalidParamsError(f"{path} is a version {version!r} session export; this "
+                                 f"gleitzeit_nb reads version {VERSION} (update gleitzeit_nb, "
+                                 "or export the session again).", param="path")
     messages = doc.get("messages")
-    if not isinstance(messages, list) or not all(
-            isinstance(m, dict) and isinstance(m.get("role"), str) for m in messages):
-        raise InvalidParamsError(f"{path}: its messages are damaged (each needs a role).",
+    if not isinstance(messages, list):
+        raise InvalidParamsError(f"{path}: 'messages' is not a list; export the session again.",
                                  param="path")
+    for i, msg in enumerate(messages):
+        if problem := _damage(msg):
+            raise InvalidParamsError(f"{path}: message {i} is damaged ({problem}); fix it in the "
+                                     "file, or export the session again.", param="path")
     return ChatSession(name or str(doc.get("name") or path.stem), list(messages))
+
+
+_ROLES = ("system", "user", "assistant", "tool")
+#: The type each optional message key must have when present.
+_KEY_TYPES: dict[str, tuple[type, ...]] = {
+    "images": (list,), "tool_calls": (list,), "stats": (dict,), "thinking": (str,),
+    "model": (str,), "system": (str,), "status": (str,), "interrupted": (bool,),
+    "tool_name": (str,), "tool_call_id": (str,)}
+
+
+def _damage(msg: Any) -> str:
+    """What is wrong with one loaded message ("" when nothing)."""
+    if not isinstance(msg, dict):
+        return f"a {type(msg).__name__}, not an object"
+    if msg.get("role") not in _ROLES:
+        return f"role {msg.get('role')!r}: use one of {', '.join(_ROLES)}"
+    if not isinstance(msg.get("content"), str):
+        return f"content must be text, not {type(msg.get('content')).__name__}"
+    for key, types in _KEY_TYPES.items():
+        if key in msg and not isinstance(msg[key], types):
+            return f"{key} must be a {types[0].__name__}, not {type(msg[key]).__name__}"
+    if not all(isinstance(img, str) for img in msg.get("images") or ()):
+        return "images must be base64 text"
+    return ""
 
 
 def _turns(session: Any) -> list[tuple[str, str, list[str]]]:
     """``(who, markdown, thumbnails)`` per message, tool results folded into their call."""
-    out = []
+    out, system = [], None
     for i, msg in enumerate(session.messages):
         role, content = msg.get("role"), str(msg.get("content") or "")
+        if role == "user" and msg.get("system") and msg["system"] != system:
+            system = msg["system"]  # (shown where it starts or changes)
+            out.append(("System", escape_html(str(system)), []))
         if role == "user":
             out.append(("You", escape_html(content), [_thumbnail(i) for i in msg.get("images") or []]))
         elif role == "assistant" and msg.get("tool_calls"):
@@ -90,7 +124,7 @@ def _turns(session: Any) -> list[tuple[str, str, list[str]]]:
             for call in msg["tool_calls"]:
                 run = run_of_call(call, results)
                 blocks.append(tool_block(run)[0])
-            out.append((f"{msg.get('model') or 'model'} (tool calls)", "".join(blocks), []))
+            out.append((f"{_turn_model(session.messages, i)} (tool calls)", "".join(blocks), []))
         elif role == "assistant":
             status = "interrupted" if msg.get("interrupted") else msg.get("status") or "done"
             status = status if status in ("done", "replayed", "interrupted", "stopped") else "done"
@@ -102,34 +136,23 @@ def _turns(session: Any) -> list[tuple[str, str, list[str]]]:
     return out
 
 
-def results_after(messages: list[dict[str, Any]], i: int) -> dict[Any, dict[str, Any]]:
-    """The ``tool`` messages right after ``messages[i]`` (an assistant's calls), by call id and
-    by tool name (ids repeat from one turn to the next: ``call_1_1``)."""
-    out: dict[Any, dict[str, Any]] = {}
-    for msg in itertools.takewhile(lambda m: m.get("role") == "tool", messages[i + 1:]):
-        for key in (msg.get("tool_call_id"), msg.get("tool_name")):
-            if key is not None:
-                out.setdefault(key, msg)
-    return out
-
-
-def run_of_call(call: dict[str, Any], results: dict[Any, dict[str, Any]]) -> ToolRun:
-    """A recorded call as a :class:`ToolRun` (for its block), its result looked up in
-    ``results`` (the ``tool`` messages by call id, or by tool name)."""
-    function = call.get("function") if isinstance(call.get("function"), dict) else call
-    name = str(function.get("name") or "")
-    result = results.get(call.get("id")) or results.get(name) or {}
-    text = str(result.get("content") or "")
-    failed = text.startswith("Error: ")
-    status = result.get("status") or ("error" if failed else "ok")  # (older sessions: none)
-    return ToolRun(id=str(call.get("id") or ""), name=name, arguments=function.get("arguments"),
-                   round=0, status=status, result=text, error=text[7:] if failed else None)
+def _turn_model(messages: list[dict[str, Any]], i: int) -> str:
+    """The model of the turn ``messages[i]`` belongs to: its final assistant message has it."""
+    for msg in messages[i:]:
+        if msg.get("role") == "user":
+            break
+        if msg.get("model"):
+            return str(msg["model"])
+    return "model"
 
 
 def _markdown(session: Any) -> str:
+    """The .md export; ``![…](…)`` in the text stays text, so a viewer loads no remote image
+    (the thumbnails are ours: data: URLs)."""
     parts = [f"# Conversation '{escape_html(session.name)}'\n\n<sub>exported {_now()}</sub>"]
     for who, md, thumbs in _turns(session):
         images = "".join(f'<img src="{t}" width="{THUMBNAIL_EDGE}">' for t in thumbs)
+        md = md.replace("![", "!\\[")
         parts.append(f"**{escape_html(who)}**\n\n{md}" + (f"\n\n{images}" if images else ""))
     return "\n\n---\n\n".join(parts)
 

@@ -25,9 +25,10 @@ class ChatSession:
                  model: str | None = None, steps: list[dict[str, Any]] = (),
                  stats: dict[str, Any] | None = None, thinking: str = "",
                  status: str = "") -> None:
-        """The user's message, the tool transcript (``steps``: assistant messages with
-        ``tool_calls`` and the ``tool`` results) and the reply, with its model, usage
-        (``stats``), thinking and status kept beside it for exports (never sent)."""
+        """The user's message (its ``system`` key: the system prompt it was asked with), the
+        tool transcript (``steps``: assistant messages with ``tool_calls`` and the ``tool``
+        results) and the reply, with its model, usage (``stats``), thinking and status kept
+        beside it for exports (never sent)."""
         self.messages.append(user)
         self.messages.extend(steps)
         turn: dict[str, Any] = {"role": "assistant", "content": reply_text}
@@ -59,14 +60,23 @@ class ChatSession:
         return export_session(self, Path(path))
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str], *, name: str | None = None) -> "ChatSession":
+    def load(cls, path: str | os.PathLike[str], *, name: str | None = None,
+             replace: bool = False) -> "ChatSession":
         """A session from a ``.json`` export, registered under its name (or ``name``) so
-        ``%%llm -s NAME`` and ``chat(session=NAME)`` continue it."""
+        ``%%llm -s NAME`` and ``chat(session=NAME)`` continue it. A session of that name that
+        already has messages is only replaced with ``replace=True``."""
+        from ..core.errors import InvalidParamsError
         from .connections import CONNECTIONS
         from .session_io import load_session
 
         session = load_session(Path(path), name=name)
-        CONNECTIONS.sessions.put(session)
+        store = CONNECTIONS.sessions
+        if not replace and session.name in store.names() and len(store.get(session.name)):
+            raise InvalidParamsError(
+                f"A session '{session.name}' with {len(store.get(session.name))} messages "
+                f"exists already: load it under another name (name='…'), or pass "
+                "replace=True to replace it.", param="name")
+        store.put(session)
         return session
 
     def __len__(self) -> int:
@@ -91,6 +101,10 @@ class SessionStore:
 
     def reset(self, name: str | None = None) -> None:
         self.get(name).reset()
+
+    def names(self) -> list[str]:
+        """The sessions there are (used or loaded), in the order they were made."""
+        return list(self._sessions)
 
     def put(self, session: ChatSession) -> None:
         """Register ``session`` under its name (replacing one of the same name)."""

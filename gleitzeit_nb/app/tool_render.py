@@ -12,7 +12,7 @@ from __future__ import annotations
 import html
 from typing import Any
 
-__all__ = ["tool_block", "one_kind_of_newline", "PREVIEW_CHARS", "PREVIEW_ROWS"]
+__all__ = ["tool_block", "html_text", "one_kind_of_newline", "PREVIEW_CHARS", "PREVIEW_ROWS"]
 
 PREVIEW_CHARS = 600
 PREVIEW_ROWS = 5
@@ -23,7 +23,10 @@ _MARKS = {"pending": "❔ waiting for approval", "running": "⏳ running", "ok":
 _ENTITIES = str.maketrans({"$": "&#36;", "\\": "&#92;", "\n": "&#10;", "`": "&#96;"})
 
 
-def _text(value: Any) -> str:
+def html_text(value: Any) -> str:
+    """``value`` as HTML-escaped text on one line: line ends, ``$``, ``\\`` and backticks as
+    entities (no Markdown block or math pass can act on it; ``white-space:pre-wrap`` shows the
+    line ends)."""
     return html.escape(one_kind_of_newline(str(value)), quote=True).translate(_ENTITIES)
 
 
@@ -40,12 +43,12 @@ def tool_block(run: Any) -> tuple[str, str]:
     head = f"🔧 {run.name}({args if len(args) <= 80 else args[:79] + '…'})"
     mark = _MARKS.get(run.status, run.status)
     timing = f" · {run.seconds:.2f} s" if run.seconds is not None else ""
-    body = [f"<b>arguments</b><pre>{_text(args or '(none)')}</pre>"]
+    body = [f"<b>arguments</b><pre>{html_text(args or '(none)')}</pre>"]
     if run.error:
-        body.append(f"<b>{_text(mark)}</b><pre>{_text(run.error)}</pre>")
+        body.append(f"<b>{html_text(mark)}</b><pre>{html_text(run.error)}</pre>")
     elif run.status == "ok":
         body.append(f"<b>result</b>{_preview_html(run)}")
-    md = (f"<details><summary><code>{_text(head)}</code> {_text(mark)}{_text(timing)}</summary>"
+    md = (f"<details><summary><code>{html_text(head)}</code> {html_text(mark)}{html_text(timing)}</summary>"
           f"{''.join(body)}</details>\n\n")
     plain = f"[{head} → {mark}{timing}]"
     if run.error:
@@ -61,14 +64,14 @@ def _preview_html(run: Any) -> str:
         value = value.to_frame()
     if hasattr(value, "columns") and callable(getattr(value, "itertuples", None)):
         return _table(value)
-    return f"<pre>{_text(_cut(run.result))}</pre>"
+    return f"<pre>{html_text(_cut(run.result))}</pre>"
 
 
 def _table(frame: Any) -> str:
     """The first rows of a DataFrame as an HTML table of escaped text, with its shape."""
     head = frame.head(PREVIEW_ROWS)
-    cols = "".join(f"<th>{_text(c)}</th>" for c in ["", *map(str, frame.columns)])
-    rows = "".join("<tr>" + "".join(f"<td>{_text(_cell(v))}</td>" for v in row) + "</tr>"
+    cols = "".join(f"<th>{html_text(c)}</th>" for c in ["", *map(str, frame.columns)])
+    rows = "".join("<tr>" + "".join(f"<td>{html_text(_cell(v))}</td>" for v in row) + "</tr>"
                    for row in head.itertuples(index=True, name=None))
     shape = getattr(frame, "shape", (len(frame), len(frame.columns)))
     more = f"first {PREVIEW_ROWS} of " if shape[0] > PREVIEW_ROWS else ""

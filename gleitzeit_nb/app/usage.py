@@ -4,6 +4,10 @@ Every pipeline (``%%llm``/``chat()``, panels, tool rounds, ``batch()``, ``embed(
 entry per request it finishes, live or replayed; :func:`usage_table` sums them per model,
 server and source (``live`` / ``replayed``: replayed calls are counted apart, with the tokens
 their recordings report and no server time).
+
+A request that got an error counts in ``requests`` and in ``failed``; one that never reached a
+server (the connection was refused, timed out or found no free slot: nothing was sent) is not
+counted. A request the transport retried (a refused connection, HTTP 503…) counts once.
 """
 
 from __future__ import annotations
@@ -16,8 +20,8 @@ from typing import Any
 __all__ = ["USAGE", "UsageLedger", "UsageEntry", "COLUMNS"]
 
 #: The columns of the usage table, in order.
-COLUMNS = ("model", "server", "source", "kind", "requests", "input_tokens", "output_tokens",
-           "seconds")
+COLUMNS = ("model", "server", "source", "kind", "requests", "failed", "input_tokens",
+           "output_tokens", "seconds")
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +36,16 @@ class UsageEntry:
     output_tokens: int
     seconds: float
     at: float
+    failed: bool = False
+
+
+def reached_server(error: BaseException | None) -> bool:
+    """False when ``error`` says the request was never sent (no connection was made)."""
+    from ..core.errors import ProviderTimeoutError, ProviderUnavailableError
+
+    if isinstance(error, ProviderTimeoutError):
+        return error.phase not in ("connect", "pool")
+    return not isinstance(error, ProviderUnavailableError)
 
 
 class UsageLedger:
@@ -42,17 +56,24 @@ class UsageLedger:
         self._lock = threading.Lock()
 
     def add(self, *, model: str, server: str, stats: dict[str, Any] | None = None,
-            replayed: bool = False, kind: str = "chat", seconds: float | None = None) -> None:
+            replayed: bool = False, kind: str = "chat", seconds: float | None = None,
+            error: BaseException | None = None) -> None:
         """Count one request (tokens and time from ``stats``, the reply's usage; ``seconds``
-        overrides the time; replayed ones take none)."""
+        overrides the time; replayed ones take none). ``error``: it failed with this (not
+        counted at all when it never reached the server, see :func:`reached_server`)."""
+        if not reached_server(error):
+            return
         stats = stats or {}
         if seconds is None:
             seconds = 0.0 if replayed else float(stats.get("total_seconds") or 0.0)
-        entry = UsageEntry(model=model or "", server=server or "", kind=kind,
+        from ..providers.proxies import hide_userinfo
+
+        entry = UsageEntry(model=model or "", server=hide_userinfo(server or ""), kind=kind,
                            source="replayed" if replayed else "live",
                            input_tokens=int(stats.get("input_tokens") or 0),
                            output_tokens=int(stats.get("output_tokens") or 0),
-                           seconds=0.0 if replayed else float(seconds), at=time.time())
+                           seconds=0.0 if replayed else float(seconds), at=time.time(),
+                           failed=error is not None)
         with self._lock:
             self._entries.append(entry)
 
@@ -66,8 +87,9 @@ class UsageLedger:
         for e in self.entries():
             row = table.setdefault((e.model, e.server, e.source, e.kind), {
                 "model": e.model, "server": e.server, "source": e.source, "kind": e.kind,
-                "requests": 0, "input_tokens": 0, "output_tokens": 0, "seconds": 0.0})
+                "requests": 0, "failed": 0, "input_tokens": 0, "output_tokens": 0, "seconds": 0.0})
             row["requests"] += 1
+            row["failed"] += e.failed
             row["input_tokens"] += e.input_tokens
             row["output_tokens"] += e.output_tokens
             row["seconds"] = round(row["seconds"] + e.seconds, 3)
@@ -83,7 +105,8 @@ USAGE = UsageLedger()
 
 def usage() -> Any:
     """This kernel's usage per model, server and source (live / replayed) as a DataFrame
-    (a list of dicts without pandas): requests, input and output tokens, seconds."""
+    (a list of dicts without pandas): requests (``failed``: of those, the ones that got an
+    error), input and output tokens, seconds."""
     rows = USAGE.rows()
     try:
         import pandas as pd
@@ -110,7 +133,8 @@ class UsageView:
 
     def _total_line(self, *, markdown: bool = False) -> str:
         live = [r for r in self.rows if r["source"] == "live"]
-        total = (f"{sum(r['requests'] for r in live)} live requests, "
+        total = (f"{sum(r['requests'] for r in live)} live requests "
+                 f"({sum(r['failed'] for r in live)} failed), "
                  f"{sum(r['input_tokens'] for r in live):,} input and "
                  f"{sum(r['output_tokens'] for r in live):,} output tokens, "
                  f"{sum(r['seconds'] for r in live):.1f} s; "

@@ -74,7 +74,8 @@ class _Embedding:
             res = await engine.execute_task(Task(id=f"embed-{k}", method="embed", params=params))
             usage = {"input_tokens": res.result.get("input_tokens")} if res.ok else {}
             USAGE.add(model=self.model, server=urls.get(res.provider_id, backend.base_url),
-                      kind="embed", stats=usage, seconds=res.duration or 0.0)
+                      kind="embed", stats=usage, seconds=res.duration or 0.0,
+                      error=None if res.ok else res.error)
             if keys and res.ok and len(res.result["embeddings"]) == len(texts):
                 vectors = [json.dumps(v) for v in res.result["embeddings"]]
                 # one write a chunk, off the loop: other chunks keep streaming meanwhile

@@ -252,7 +252,7 @@ class Batch:
             outcome = RowOutcome(None, res.error, None, res.duration or None, res.provider_id)
             if res.provider_id in self._urls:  # a request was made and failed
                 USAGE.add(model=self.model or "", server=self._urls[res.provider_id],
-                          seconds=res.duration or 0.0)
+                          seconds=res.duration or 0.0, error=res.error)
         self.outcomes[i] = outcome
         self.progress.add(errors=1 if outcome.error is not None else 0)
         if outcome.error is not None:

@@ -32,7 +32,7 @@ def compare_magic(magics: Any, args: argparse.Namespace, prompt: str) -> None:
                            show_stats=SETTINGS.show_stats)
     reqs = requests_for(prompt, targets, system=args.system, temperature=args.temperature,
                         max_tokens=args.max_tokens, seed=args.seed, file_path=args.file,
-                        think=args.think)
+                        think=args.think, num_ctx=args.num_ctx)
     try:
         bridge.run(compare_async(reqs, table))
     finally:

@@ -169,11 +169,23 @@ class LLMMagics(Magics, LLMSettingsTraits):
         (self-contained, sanitised) or .json (``gleitzeit_nb.Session.load(PATH)`` continues
         it). Each turn has its model and stats; thinking is collapsed, images are thumbnails,
         interrupted turns are marked."""
-        words = line.split()
+        import os
+        import shlex
+
+        try:
+            words = shlex.split(line)
+        except ValueError as exc:
+            raise UsageError(f"%llm_export {line}: {exc} (quote a path with spaces: "
+                             "%llm_export SESSION 'my file.md').") from None
         if len(words) not in (1, 2):
-            raise UsageError("Use %llm_export [SESSION] PATH (PATH ends in .md, .html or .json).")
+            raise UsageError("Use %llm_export [SESSION] PATH (PATH ends in .md, .html or .json; "
+                             "quote it if it has spaces).")
+        if len(words) == 2 and words[0] not in self.conn.sessions.names():
+            known = ", ".join(self.conn.sessions.names()) or "none yet"
+            raise UsageError(f"No session named '{words[0]}' (sessions: {known}); name one of "
+                             "them, or leave SESSION out for the default.")
         session = self.conn.sessions.get(words[0] if len(words) == 2 else None)
-        path = session.export(words[-1])
+        path = session.export(os.path.expanduser(words[-1]))
         return f"{session.name}: {len(session)} messages written to {path}"
 
     @line_magic

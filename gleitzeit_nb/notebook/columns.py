@@ -79,7 +79,13 @@ class ColumnDisplay:
             self.finish(status=status, note=message)
         elif self.status in ("error", "interrupted") and not self.note:
             self.note = message
-            self.table.changed(now=True)
+            self.table.column_finished()
+
+    @property
+    def printable(self) -> bool:
+        """Finished with all it will say: an error column waits for its message (:meth:`fail`,
+        right after the stream marked it)."""
+        return self.finished and not (self.status == "error" and not self.note)
 
 
 class ColumnsDisplay:
@@ -137,7 +143,7 @@ class ColumnsDisplay:
             if not col.finished:
                 col.finish(status="interrupted")
         if self.mode == "terminal":
-            self._write_ready()
+            self._write_ready(final=True)
         elif self.mode != "none":
             self._render()
 
@@ -158,10 +164,13 @@ class ColumnsDisplay:
         else:
             self._handle.update(bundle, raw=True)
 
-    def _write_ready(self) -> None:
-        """Terminal: write each finished column once every column before it is written."""
+    def _write_ready(self, *, final: bool = False) -> None:
+        """Terminal: write each finished column once every column before it is written (an
+        error column with its message; ``final``: whatever it has)."""
         out = sys.stdout
-        while self._printed < len(self.columns) and self.columns[self._printed].finished:
+        while self._printed < len(self.columns) and (
+                self.columns[self._printed].printable
+                or final and self.columns[self._printed].finished):
             col = self.columns[self._printed]
             out.write(("\n" if self._printed else "")
                       + column_block(col, show_stats=self.show_stats) + "\n")

@@ -21,6 +21,7 @@ from ..app.requests import Request, ask_async, make_request, ticking
 from ..app.settings import SETTINGS
 from ..core.backend import Usage
 from ..core.errors import InvalidParamsError, LLMError
+from ..providers.proxies import hide_userinfo
 from .columns import ColumnDisplay, ColumnsDisplay
 
 __all__ = ["COLUMNS", "compare", "compare_async", "labels", "parse_targets", "requests_for",
@@ -79,7 +80,8 @@ def compare(prompt: str, models: str | Sequence[Any], *, host: str | None = None
             seed: int | None = None, file: str | None = None, think: bool | str | None = None,
             api: str | None = None, api_key_env: str | None = None,
             timeout: float | None = None, chunk_timeout: float | None = None,
-            deadline: float | None = None, display: str | None = "auto") -> Any:
+            deadline: float | None = None, num_ctx: int | None = None,
+            display: str | None = "auto") -> Any:
     """Ask every model in ``models`` the same ``prompt`` at once; the twin of ``%%llm -m a,b``.
 
     ``models``, ``host`` and ``hosts``: see :func:`parse_targets` (``["llama3.2",
@@ -97,13 +99,14 @@ def compare(prompt: str, models: str | Sequence[Any], *, host: str | None = None
     reqs = requests_for(prompt, targets, system=system, temperature=temperature,
                         max_tokens=max_tokens, seed=seed, file_path=file, think=think, api=api,
                         api_key_env=api_key_env, timeout=timeout, chunk_timeout=chunk_timeout,
-                        deadline=deadline)
+                        deadline=deadline, num_ctx=num_ctx)
     bridge.run(compare_async(reqs, table))
     return result_table(table)
 
 
 def labels(targets: Sequence[Target], conn: Connections = CONNECTIONS) -> list[tuple[str, str]]:
-    """(model, host as shown) per target: the host as named, else the default server's URL."""
+    """(model, host as shown) per target: the host as named, else the default server's URL;
+    never with a password in it."""
     out = []
     for model, host in targets:
         if not host:
@@ -111,14 +114,31 @@ def labels(targets: Sequence[Target], conn: Connections = CONNECTIONS) -> list[t
                 host = conn.backend(None).base_url
             except LLMError:  # (the column's request will say what is wrong)
                 host = "default"
-        out.append((model, host))
+        out.append((model, hide_userinfo(host)))
     return out
 
 
-def requests_for(prompt: str, targets: Sequence[Target], **options: Any) -> list[Request]:
-    """One request per target, without a session (see :func:`.requests.make_request`)."""
-    return [make_request(prompt, model=model, host=host, remember=False, **options)
+def requests_for(prompt: str, targets: Sequence[Target], conn: Connections = CONNECTIONS,
+                 **options: Any) -> list[Request]:
+    """One request per target, without a session (see :func:`.requests.make_request`).
+
+    Columns asking the same model on the same API (one model on several servers) would share
+    a replay key, so each of those is keyed apart by its server's label (``replay_server``).
+    """
+    reqs = [make_request(prompt, model=model, host=host, remember=False, **options)
             for model, host in targets]
+    seen = [(req.model, _api(req, conn)) for req in reqs]
+    for req, same, (_, label) in zip(reqs, seen, labels(targets, conn)):
+        if seen.count(same) > 1:
+            req.replay_server = label
+    return reqs
+
+
+def _api(req: Request, conn: Connections) -> str | None:
+    try:
+        return req.backend(conn).kind
+    except LLMError:
+        return None
 
 
 async def compare_async(reqs: Sequence[Request], table: ColumnsDisplay,

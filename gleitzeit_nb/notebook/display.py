@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ..app.render import THINKING_TAIL, reply_bundle, stats_line, waiting_bundle
+from ..app.render import THINKING_TAIL, footer_text, reply_bundle, waiting_bundle
 
 __all__ = ["CHARS_PER_SECOND", "MODES", "ReplyDisplay", "resolve_mode"]
 
@@ -210,8 +210,7 @@ class ReplyDisplay:
     def _write_footer(self, stats: Mapping[str, Any] | None, status: str, note: str) -> None:
         term, out = self._term, sys.stdout
         lines = [f"[{status}{': ' + note if note else ''}]"] if status not in ("done", "streaming") else []
-        footer = stats_line(stats, status=status) if self.show_stats else ""
-        if footer:
+        if footer := footer_text(stats, status=status, show_stats=self.show_stats):
             lines.append(f"[{self.model} · {footer}]")
         if term["dim"]:
             out.write("\x1b[0m")

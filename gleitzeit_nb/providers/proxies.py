@@ -75,6 +75,15 @@ def without_credentials(url: str) -> str:
     return f"{split.scheme.lower()}://{host}{port}"
 
 
+def hide_userinfo(url: str) -> str:
+    """``url`` with any ``user:password@`` removed (path kept): safe to show; a server name or
+    a URL without credentials comes back unchanged."""
+    split = urllib.parse.urlsplit(url)
+    if "://" not in url or "@" not in split.netloc:
+        return url
+    return urllib.parse.urlunsplit(split._replace(netloc=split.netloc.rpartition("@")[2]))
+
+
 def proxy_for(url: str, client_kwargs: Mapping[str, Any] | None = None) -> Proxy | None:
     """The proxy a request to ``url`` goes through (None: none, loopback, or NO_PROXY).
 

@@ -20,10 +20,13 @@ In the key (``None`` values are dropped everywhere):
 * ``format`` (``"json"`` or a JSON-schema dict), ``think``;
 * ``tools`` — the schemas of the functions the model may call, so a changed signature or
   docstring misses (absent when there are none, so keys without tools are unchanged);
+* ``server`` — a label naming the server, only when a comparison asks one model on several
+  servers of one API (their keys would be the same otherwise); absent in every other key;
 * ``extra`` — options only one API knows (``num_ctx``, a raw ``options`` dict), so an unknown
   one causes a miss, never a wrong hit.
 
-Not in the key: ``keep_alive`` (it does not change the text), the server URL, timeouts, display
+Not in the key: ``keep_alive`` (it does not change the text), the server URL (but see
+``server``), timeouts, display
 settings, session names and bookkeeping fields on messages.
 
 Normalised (harmless differences key alike): dict order; float settings given as ints

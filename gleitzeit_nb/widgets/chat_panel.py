@@ -16,7 +16,7 @@ from ..app.render import reply_bundle
 from ..app.replies import Reply
 from ..app.requests import ask_async, make_request, tool_options
 from ..app.settings import SETTINGS
-from ..app.session_io import results_after, run_of_call
+from ..app.transcript import results_after, run_of_call
 from ..app.tool_runs import Approver
 from .base import PanelBase, show_bundle
 from .stream import WidgetStream
