@@ -10,16 +10,11 @@ from IPython.core.error import UsageError
 from IPython.core.magic import (Magics, line_cell_magic, line_magic, magics_class,
                                 no_var_expand)
 
-from ..app.connections import CONNECTIONS
-from ..app.code_braces import fill_prompt
-from ..app.requests import make_request
 from ..app.settings import SETTINGS
 from ..core.errors import LLMError, ProviderTimeoutError
 from ..notebook.cell_errors import install as install_error_log, prompt_namespace
-from ..notebook.chat import ask
 from . import options as opts
 from .help_text import documented
-from .reply_format import put_code_next, reply_format
 from .settings_traits import SHARED as _SHARED, LLMSettingsTraits
 
 _LLM = opts.llm_parser()
@@ -53,13 +48,20 @@ class LLMMagics(Magics, LLMSettingsTraits):
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
-        self.conn = CONNECTIONS
         configured = set(self.config.get("LLMMagics", {}))
         for name in _SHARED:  # configured before loading: to SETTINGS; else shown from it
             if name in configured:
                 setattr(SETTINGS, name, getattr(self, name))
             else:
                 setattr(self, name, getattr(SETTINGS, name))
+
+    @property
+    def conn(self) -> Any:
+        """The kernel's connections and sessions (imported when first used: %load_ext stays
+        fast)."""
+        from ..app.connections import CONNECTIONS
+
+        return CONNECTIONS
 
     # -- chat ----------------------------------------------------------------------------------
     @no_var_expand  # {name} is ours to fill (with {{ escapes), not IPython's to evaluate
@@ -78,6 +80,11 @@ class LLMMagics(Magics, LLMSettingsTraits):
         ``-m a,b[,c]`` (``MODEL@HOST`` for a model on a named server) compares models side by
         side; ``-o`` then gets a DataFrame.
         """
+        from ..app.code_braces import fill_prompt
+        from ..app.requests import make_request
+        from ..notebook.chat import ask
+        from .reply_format import put_code_next, reply_format
+
         namespace = prompt_namespace(self.shell)
         args, text = opts.split_options(line, _LLM, namespace)
         if cell is not None and text:
@@ -330,6 +337,9 @@ class LLMMagics(Magics, LLMSettingsTraits):
         IMAGE is a file path or a variable holding a PIL image, bytes, a NumPy array or a
         matplotlib figure. ``{name}`` in the prompt is replaced as in ``%%llm``.
         """
+        from ..app.code_braces import fill_prompt
+        from ..app.requests import make_request
+        from ..notebook.chat import ask
         from ..notebook.vision import prepare_and_show, resolve_image, split_image
 
         args, text = opts.split_options(line, _VISION, prompt_namespace(self.shell))

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import urllib.parse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..core.errors import InvalidParamsError
-from ..core.provider import BackendProvider
 from ..core.secret import Secret
+
+if TYPE_CHECKING:  # (the providers, and httpx with them, load when a backend is opened)
+    from ..core.provider import BackendProvider
 from .ollama.host import host_from_env, parse_host
 
 APIS = ("auto", "ollama", "openai")

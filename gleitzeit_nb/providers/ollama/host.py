@@ -12,7 +12,7 @@ import urllib.parse
 
 from ...core.errors import InvalidParamsError
 
-from ..http import PROXY_VARS, is_loopback, proxy_in_env  # re-exported: imports keep working
+from ..proxies import PROXY_VARS, is_loopback, proxy_in_env  # re-exported: imports keep working
 
 logger = logging.getLogger("gleitzeit_nb.providers.ollama")
 
