@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..app.columns import column_block, columns_bundle
-from .display import CHARS_PER_SECOND, resolve_mode
+from .display import CHARS_PER_SECOND, resolve_mode, show_in_place
 
 __all__ = ["ColumnDisplay", "ColumnsDisplay"]
 
@@ -149,20 +149,13 @@ class ColumnsDisplay:
 
     # -- output --------------------------------------------------------------------------------
     def _render(self) -> None:
-        from IPython.display import display
-
         bundle = columns_bundle(self.columns, show_stats=self.show_stats)
         self.updates_sent += 1
         self._dirty = False
         self._last_render = now = time.monotonic()
         size = sum(len(c.text) for c in self.columns)
         self._next_render = now + max(self.min_interval, size / CHARS_PER_SECOND)
-        if self.mode == "final":
-            display(bundle, raw=True)
-        elif self._handle is None:
-            self._handle = display(bundle, raw=True, display_id=True)
-        else:
-            self._handle.update(bundle, raw=True)
+        self._handle = show_in_place(bundle, self.mode, self._handle)
 
     def _write_ready(self, *, final: bool = False) -> None:
         """Terminal: write each finished column once every column before it is written (an

@@ -180,18 +180,11 @@ class ReplyDisplay:
         self._next_render = time.monotonic() + max(self.min_interval, size / CHARS_PER_SECOND)
 
     def _show(self, bundle: dict[str, str]) -> None:
-        from IPython.display import display
-
         if self.plain:
             bundle = {"text/plain": bundle["text/plain"]}
         self.updates_sent += 1
         self.bytes_sent += sum(len(v.encode("utf-8")) for v in bundle.values())
-        if self.mode == "final":
-            display(bundle, raw=True)
-        elif self._handle is None:
-            self._handle = display(bundle, raw=True, display_id=True)
-        else:
-            self._handle.update(bundle, raw=True)
+        self._handle = show_in_place(bundle, self.mode, self._handle)
 
     # -- terminal ----------------------------------------------------------------------------
     def _write(self, content: str, thinking: str) -> None:
@@ -219,6 +212,20 @@ class ReplyDisplay:
         for line in lines:
             out.write(f"\x1b[2m{line}\x1b[0m\n" if term["tty"] else line + "\n")
         out.flush()
+
+
+def show_in_place(bundle: dict[str, str], mode: str, handle: Any) -> Any:
+    """Show ``bundle``: in final mode as a new output; else in one output, created the first
+    time (``handle`` None) and updated after. Returns the handle to pass next time."""
+    from IPython.display import display
+
+    if mode == "final":
+        display(bundle, raw=True)
+    elif handle is None:
+        handle = display(bundle, raw=True, display_id=True)
+    else:
+        handle.update(bundle, raw=True)
+    return handle
 
 
 async def ask_person(run: Any, mode: str, *, show: Any = None) -> bool:
