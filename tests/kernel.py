@@ -7,6 +7,7 @@ import os
 import queue
 import time
 from dataclasses import dataclass, field
+from collections.abc import Iterator
 from typing import Any
 
 from jupyter_client import KernelManager
@@ -120,3 +121,11 @@ def start_kernel(sim_url: str, setup: str = "", *, cwd: str | None = None,
         ex = k.run(setup)
         assert ex.status == "ok", ex.error
     return k
+
+
+def magics_kernel(shared_sim: Any) -> Iterator[Kernel]:
+    """A module's kernel with the magics loaded, live display, OLLAMA_HOST at ``shared_sim``
+    (use as the body of a module-scoped ``kernel`` fixture: ``yield from magics_kernel(…)``)."""
+    k = start_kernel(shared_sim.url, "%load_ext gleitzeit_nb", GLEITZEIT_DISPLAY="live")
+    yield k
+    k.shutdown()

@@ -32,3 +32,8 @@ class Person(BaseModel):
     tags: list[str]
     address: Address
     previous: Optional[Address] = None
+
+
+def chat_bodies(sim) -> list[dict]:
+    """The bodies of the chat requests the simulator got, on either API, in order."""
+    return [r.body for r in sim.requests if r.path in ("/api/chat", "/v1/chat/completions")]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from .browser.lab import BROWSER_MARKS, notebook_page, run_cell, shot, wait_for
+from .browser.lab import BROWSER_MARKS, start_cell, notebook_page, run_cell, shot, wait_for
 
 pytestmark = BROWSER_MARKS
 
@@ -29,12 +29,6 @@ def page(tmp_path_factory, pytestconfig):
 def output(page, index: int) -> str:
     area = page.locator(".jp-Notebook .jp-Cell").nth(index).locator(".jp-OutputArea")
     return area.inner_text() if area.count() else ""
-
-
-def start_cell(page, index: int) -> None:
-    """Run cell ``index`` without waiting for it to finish (Shift+Enter in its editor)."""
-    page.locator(".jp-Notebook .jp-Cell").nth(index).locator(".jp-InputArea-editor").click()
-    page.keyboard.press("Shift+Enter")
 
 
 def test_approve_in_a_running_cell_then_the_queued_cell_runs(page):

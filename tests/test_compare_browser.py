@@ -11,7 +11,7 @@ import time
 import httpx
 import pytest
 
-from .browser.lab import BROWSER_MARKS, assert_grows, notebook_page, run_cell, wait_for
+from .browser.lab import BROWSER_MARKS, start_cell, assert_grows, notebook_page, run_cell, wait_for
 
 pytestmark = BROWSER_MARKS
 SHARED_SIM = True  # one simulator for the module's notebook; `sim` is it, reset per test
@@ -26,12 +26,6 @@ def page(shared_sim, tmp_path_factory, pytestconfig):
     env = {"OLLAMA_HOST": shared_sim.url, "GLEITZEIT_DISPLAY": "live", "GLEITZEIT_REPLAY": ""}
     with notebook_page(tmp_path_factory.mktemp("lab"), CELLS, env, pytestconfig) as pg:
         yield pg
-
-
-def start_cell(page, index: int) -> None:
-    """Run code cell ``index`` (Shift+Enter) without waiting for it to finish."""
-    page.locator(".jp-Notebook .jp-Cell").nth(index).locator(".jp-InputArea-editor").click()
-    page.keyboard.press("Shift+Enter")
 
 
 def test_two_columns_stream_side_by_side(page, sim, tmp_path):

@@ -22,8 +22,8 @@ from gleitzeit_nb.providers import OllamaProvider
 from gleitzeit_nb.testing import OllamaSimulator
 from gleitzeit_nb.testing.models import DEFAULT_MODELS, ModelSpec
 
-pd = pytest.importorskip("pandas")
-np = pytest.importorskip("numpy")
+import pandas as pd  # noqa: E402  (test extra)
+import numpy as np  # noqa: E402  (test extra)
 
 LONG_MODEL = ModelSpec("long:latest", context_length=32768, parameters="num_ctx 16384")
 

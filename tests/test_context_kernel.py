@@ -8,8 +8,8 @@ import pytest
 from gleitzeit_nb.testing.models import DEFAULT_MODELS, ModelSpec
 
 from .kernel import start_kernel
+from .sim_data import chat_bodies as chats
 
-pytest.importorskip("pandas")
 
 SHARED_SIM = True
 #: A model trained for a long context, to send a 10,000-row table whole.
@@ -30,10 +30,6 @@ def kernel(shared_sim):
 def fresh(kernel):
     kernel.run("%llm_reset\n%config LLMMagics.model = 'llama3.2:latest'\n"
                "%config LLMMagics.num_ctx = None")
-
-
-def chats(sim):
-    return [r.body for r in sim.requests if r.path == "/api/chat"]
 
 
 def test_a_big_dataframe_is_sent_as_a_summary(kernel, sim):

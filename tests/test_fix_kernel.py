@@ -11,26 +11,21 @@ import pytest
 
 from gleitzeit_nb.magics.reply_format import CODE_PUT, NO_CODE
 
-from .kernel import start_kernel
+from .kernel import magics_kernel, start_kernel
+from .sim_data import chat_bodies as chats
 
 SHARED_SIM = True
 
 
 @pytest.fixture(scope="module")
 def kernel(shared_sim):
-    k = start_kernel(shared_sim.url, "%load_ext gleitzeit_nb", GLEITZEIT_DISPLAY="live")
-    yield k
-    k.shutdown()
+    yield from magics_kernel(shared_sim)
 
 
 @pytest.fixture(autouse=True)
 def fresh(kernel):
     kernel.run("%llm_reset\n%config LLMMagics.model = 'llama3.2:latest'\n"
                "%config LLMMagics.host = ''\n%config LLMMagics.replay = 'off'")
-
-
-def chats(sim):
-    return [r.body for r in sim.requests if r.path == "/api/chat"]
 
 
 def prompt(sim) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 from PIL import Image
 
-from .browser.lab import BROWSER_MARKS, assert_grows, notebook_page, run_cell, shot, wait_for
+from .browser.lab import BROWSER_MARKS, output_area, assert_grows, notebook_page, run_cell, shot, wait_for
 
 pytestmark = BROWSER_MARKS
 SHARED_SIM = True  # one simulator for the module's notebook; `sim` is it, reset per test
@@ -51,14 +51,10 @@ def page(shared_sim, tmp_path_factory, pytestconfig):
         yield pg
 
 
-def output(page, index: int):
-    return page.locator(".jp-Notebook .jp-Cell").nth(index).locator(".jp-OutputArea")
-
-
 def test_markdown_renders_and_model_html_stays_text(page, sim):
     sim.reply_with(REPLY)
     run_cell(page, 1)
-    out = output(page, 1)
+    out = output_area(page, 1)
     wait_for(lambda: "tokens" in out.inner_text(), 15, "the finished reply (stats footer)")
     assert out.locator("h2", has_text="Findings").count() == 1
     assert out.locator("li").count() >= 2 and out.locator("table td", has_text="North").count() == 1
@@ -78,7 +74,7 @@ def test_interrupt_keeps_partial_and_closes_stream(page, sim):
     cell = page.locator(".jp-Notebook .jp-Cell").nth(2)
     cell.locator(".jp-InputArea-editor").click()
     page.keyboard.press("Shift+Enter")
-    out = output(page, 2)
+    out = output_area(page, 2)
     assert_grows(page, out)
     wait_for(lambda: len(out.inner_text().split()) > 15, 10, "some streamed text")
     shown = out.inner_text().split()
@@ -96,7 +92,7 @@ def test_interrupt_keeps_partial_and_closes_stream(page, sim):
 
 def test_vision_shows_the_image_beside_the_answer(page, sim):
     run_cell(page, 3)
-    out = output(page, 3)
+    out = output_area(page, 3)
     wait_for(lambda: "tokens" in out.inner_text(), 15, "the vision answer")
     thumb = out.locator("img").first
     box = thumb.bounding_box()

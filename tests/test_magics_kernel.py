@@ -6,16 +6,15 @@ import time
 
 import pytest
 
-from .kernel import start_kernel
+from .kernel import magics_kernel
+from .sim_data import chat_bodies as chats
 
 SHARED_SIM = True
 
 
 @pytest.fixture(scope="module")
 def kernel(shared_sim):
-    k = start_kernel(shared_sim.url, "%load_ext gleitzeit_nb", GLEITZEIT_DISPLAY="live")
-    yield k
-    k.shutdown()
+    yield from magics_kernel(shared_sim)
 
 
 @pytest.fixture(autouse=True)
@@ -23,10 +22,6 @@ def fresh(kernel):
     """The magics' settings back to the defaults used here; the session forgotten."""
     kernel.run("%llm_reset\n%config LLMMagics.model = 'llama3.2:latest'\n"
                "%config LLMMagics.host = ''\n%config LLMMagics.display = 'auto'")
-
-
-def chats(sim):
-    return [r.body for r in sim.requests if r.path == "/api/chat"]
 
 
 def reply_markdown(ex):

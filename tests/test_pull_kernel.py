@@ -9,16 +9,14 @@ import pytest
 
 from gleitzeit_nb.testing.pull import LIBRARY, layers_of
 
-from .kernel import start_kernel
+from .kernel import magics_kernel
 
 SHARED_SIM = True
 
 
 @pytest.fixture(scope="module")
 def kernel(shared_sim):
-    k = start_kernel(shared_sim.url, "%load_ext gleitzeit_nb", GLEITZEIT_DISPLAY="live")
-    yield k
-    k.shutdown()
+    yield from magics_kernel(shared_sim)
 
 
 @pytest.fixture(autouse=True)

@@ -20,6 +20,7 @@ from gleitzeit_nb.errors import CapabilityError, InvalidParamsError
 from gleitzeit_nb.magics.batch_magic import llm_batch_magic
 from gleitzeit_nb.replay import current
 from gleitzeit_nb.testing import OllamaSimulator
+from .sim_data import chat_bodies as chats
 
 CITIES = {"Paris": 21, "Oslo": 12, "Lima": 19, "Cairo": 30}
 #: Each row's model calls ``temperature`` for its own city (the simulator's directive).
@@ -47,10 +48,6 @@ def quiet(monkeypatch):
 @pytest.fixture(params=["ollama", "openai"])
 def host(request, sim) -> str:
     return sim.url + ("/v1" if request.param == "openai" else "")
-
-
-def chats(sim) -> list[dict[str, Any]]:
-    return [r.body for r in sim.requests if r.path in ("/api/chat", "/v1/chat/completions")]
 
 
 def test_four_rows_each_answer_from_its_own_tool_results(sim, host):

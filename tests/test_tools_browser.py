@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from .browser.lab import BROWSER_MARKS, notebook_page, shot, wait_for
+from .browser.lab import BROWSER_MARKS, start_cell, output_area, notebook_page, shot, wait_for
 
 pytestmark = BROWSER_MARKS
 SHARED_SIM = True
@@ -27,23 +27,14 @@ def page(shared_sim, tmp_path_factory, pytestconfig):
         yield pg
 
 
-def start_cell(page, index: int) -> None:
-    page.locator(".jp-Notebook .jp-Cell").nth(index).locator(".jp-InputArea-editor").click()
-    page.keyboard.press("Shift+Enter")
-
-
-def output(page, index: int):
-    return page.locator(".jp-Notebook .jp-Cell").nth(index).locator(".jp-OutputArea")
-
-
 def test_approve_then_the_call_shows_collapsed_and_escaped(page, sim):
     sim.script_tools([{"name": "lookup", "arguments": {"q": "<script>window.__pwned=2</script>"}}],
                      then="Found it: {results}")
     start_cell(page, 0)
-    wait_for(lambda: output(page, 0).count() and True, 10, "the setup cell")
+    wait_for(lambda: output_area(page, 0).count() and True, 10, "the setup cell")
     page.wait_for_timeout(500)
     start_cell(page, 1)
-    out = output(page, 1)
+    out = output_area(page, 1)
     box = page.locator(".gleitzeit-approval")
     box.wait_for(timeout=20_000)
     assert "<script>window.__pwned=2</script>" in box.inner_text()  # the arguments, as text

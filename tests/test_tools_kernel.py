@@ -10,6 +10,7 @@ import time
 import pytest
 
 from .kernel import start_kernel
+from .sim_data import chat_bodies as chats
 
 SHARED_SIM = True
 
@@ -48,10 +49,6 @@ def host(request, kernel, shared_sim):
     kernel.run("%llm_reset\n%config LLMMagics.model = 'llama3.2:latest'\n"
                "%config LLMMagics.replay = 'off'")
     return shared_sim.url + ("/v1" if request.param == "openai" else "")
-
-
-def chats(sim):
-    return [r.body for r in sim.requests if r.path in ("/api/chat", "/v1/chat/completions")]
 
 
 def tool_messages(body):

@@ -21,14 +21,12 @@ from gleitzeit_nb.app.tool_runs import ToolRun, result_text
 from gleitzeit_nb.core.backend import ToolCall
 from gleitzeit_nb.core.errors import InvalidParamsError, ProviderTimeoutError
 
+from .sim_data import chat_bodies as chats
+
 
 @pytest.fixture(params=["ollama", "openai"])
 def host(request, sim):
     return sim.url + ("/v1" if request.param == "openai" else "")
-
-
-def chats(sim):
-    return [r.body for r in sim.requests if r.path in ("/api/chat", "/v1/chat/completions")]
 
 
 def tool_results(sim):

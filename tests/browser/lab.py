@@ -156,6 +156,17 @@ def kernel_idle(lab: Lab) -> bool:
     return any(s.get("kernel", {}).get("execution_state") == "idle" for s in sessions)
 
 
+def start_cell(page, index: int) -> None:
+    """Run code cell ``index`` (Shift+Enter) without waiting for it to finish."""
+    page.locator(".jp-Notebook .jp-Cell").nth(index).locator(".jp-InputArea-editor").click()
+    page.keyboard.press("Shift+Enter")
+
+
+def output_area(page, index: int):
+    """The output area of cell ``index``."""
+    return page.locator(".jp-Notebook .jp-Cell").nth(index).locator(".jp-OutputArea")
+
+
 def run_cell(page, index: int, timeout: float = 30) -> None:
     """Run code cell ``index`` of the open notebook (Shift+Enter) and wait until it has run."""
     cell = page.locator(".jp-Notebook .jp-Cell").nth(index)
